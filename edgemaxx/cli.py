@@ -1,0 +1,136 @@
+"""The `edgemaxx` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="A validator for EdgeMaxxing-style text-to-image contests.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox housekeeping.")
+app.add_typer(sandbox_app, name="sandbox")
+
+# Wide enough for the metrics table when output is piped (CI logs, files).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+
+def _settings(**overrides):  # noqa: ANN003, ANN202
+    from edgemaxx.settings import Settings
+
+    settings = Settings()
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def bench(
+    submission: Annotated[str, typer.Argument(help="A directory, or https://host/owner/repo@REVISION")],
+    baseline: Annotated[str | None, typer.Option(help="Directory or URL@REVISION; default: the contest's")] = None,
+    contest: Annotated[str, typer.Option(help="Contest id or TOML file (image size, timeouts)")] = "demo-cpu",
+    sandbox: Annotated[str, typer.Option(help="docker, process or auto")] = "auto",
+    inputs: Annotated[int | None, typer.Option("--inputs", help="Number of requests")] = None,
+    seed: Annotated[str, typer.Option(help="Inputs seed (a block hash on chain)")] = "edgemaxx-bench",
+    out: Annotated[Path | None, typer.Option(help="Keep every output image and the report here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    gpu: Annotated[int | None, typer.Option(help="GPU index to pin the sandbox to")] = None,
+) -> None:
+    """Benchmark the baseline, then SUBMISSION, on the same inputs, each in its own sandbox."""
+    from edgemaxx import render
+    from edgemaxx.bench import bench as run_bench
+    from edgemaxx.bench import ensure_backend_ready, save_outputs
+    from edgemaxx.contest import load_contest
+    from edgemaxx.errors import InfrastructureError, SubmissionError
+    from edgemaxx.inputs import inputs as derive_inputs
+    from edgemaxx.models import RunStatus
+    from worker.benchmark import choose_backend
+
+    settings = _settings(gpu=gpu)
+    try:
+        definition = load_contest(contest)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if inputs is not None:
+        definition = definition.model_copy(
+            update={"inputs": definition.inputs.model_copy(update={"count": inputs})})
+    try:
+        backend = choose_backend(sandbox)
+        ensure_backend_ready(settings, backend)
+        requests = derive_inputs(definition, seed)
+        report = run_bench(settings, submission, baseline or definition.baseline.spec(),
+                           definition, backend, requests, seed)
+    except InfrastructureError as exc:
+        err.print(f"[red]error of the run (not the submission's fault):[/] {exc}")
+        raise typer.Exit(2) from exc
+    except SubmissionError as exc:
+        err.print(f"[red]submission is invalid:[/] {exc.reason}")
+        raise typer.Exit(1) from exc
+    if out:
+        save_outputs(report, out)
+    rows = [r for r in (report.baseline, report.submission) if r is not None]
+    if as_json:
+        sys.stdout.write(json.dumps(_json_report(report), indent=2) + "\n")
+    else:
+        console.print(render.run_table(rows, f"{definition.id} · {backend} sandbox · "
+                                             f"{len(requests)} inputs"))
+        console.print(render.per_request_table(rows))
+        render.print_reasons(console, rows)
+    if report.error:
+        err.print(f"[red]error of the run:[/] {report.error}")
+        raise typer.Exit(2)
+    if report.submission is None or report.submission.status is not RunStatus.OK:
+        raise typer.Exit(1)
+
+
+def _json_report(report) -> dict:  # noqa: ANN001
+    data = report.model_dump(mode="json")
+    for key in ("baseline", "submission"):
+        row = getattr(report, key)
+        if row is not None:
+            data[key]["summary"] = row.metrics.summary()
+    return data
+
+
+@app.command("base-image")
+def base_image(
+    force: Annotated[bool, typer.Option(help="Rebuild even if it exists")] = False,
+) -> None:
+    """Build the local Debian + Python base image the sandbox images start from."""
+    from edgemaxx.errors import InfrastructureError
+    from images.base import build_base_image
+    from sandbox.docker_backend import docker_client
+
+    settings = _settings()
+    try:
+        built = build_base_image(docker_client(), settings.base_image, force=force)
+    except InfrastructureError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"{settings.base_image}: {'built' if built else 'already present'}")
+
+
+@sandbox_app.command("reap")
+def reap(
+    owner: Annotated[str | None, typer.Option(help="Only this owner's leftovers")] = None,
+) -> None:
+    """Remove sandbox containers left behind by a crash."""
+    from sandbox.docker_backend import docker_client
+    from sandbox.docker_backend import reap as reap_containers
+
+    console.print(f"removed {reap_containers(docker_client(), owner)} container(s)")
+
+
+if __name__ == "__main__":
+    app()

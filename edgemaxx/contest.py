@@ -1,0 +1,111 @@
+"""Contest definitions: data files validated by pydantic, one per contest."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+from edgemaxx.settings import REPO_ROOT
+
+CONTESTS_DIR = Path(__file__).resolve().parent / "contests"
+
+
+class SimilarityMetric(StrEnum):
+    LPIPS_ALEX = "lpips-alex"
+    ST_LPIPS = "st-lpips"
+
+
+class MetricWeights(BaseModel):
+    """Relative weights of each metric in the score; they need not sum to 1."""
+
+    generation_time: float = Field(0.0, ge=0)
+    similarity: float = Field(0.0, ge=0)
+    vram: float = Field(0.0, ge=0)
+    energy: float = Field(0.0, ge=0)
+    ram: float = Field(0.0, ge=0)
+    size: float = Field(0.0, ge=0)
+    load_time: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> MetricWeights:
+        if sum(self.model_dump().values()) <= 0:
+            raise ValueError("at least one metric weight must be positive")
+        return self
+
+
+class Baseline(BaseModel):
+    repository: str | None = None
+    revision: str | None = None
+    path: str | None = None  # relative to the edgemaxx checkout, for the demo
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Baseline:
+        if bool(self.path) == bool(self.repository and self.revision):
+            raise ValueError("baseline needs either path, or repository and revision")
+        return self
+
+    def spec(self) -> str:
+        if self.path:
+            return str((REPO_ROOT / self.path).resolve())
+        return f"{self.repository}@{self.revision}"
+
+
+class Inputs(BaseModel):
+    count: int = Field(ge=1, le=1000)
+    width: int = Field(ge=16, le=4096)
+    height: int = Field(ge=16, le=4096)
+
+
+class Timeouts(BaseModel):
+    load_s: float = Field(240.0, gt=0)
+    request_factor: float = Field(2.0, gt=1)  # × the baseline's mean generation time
+    request_default_s: float = Field(120.0, gt=0)  # before a baseline exists
+    run_s: float = Field(1800.0, gt=0)
+
+
+class Schedule(BaseModel):
+    daily_at: str = "12:00"
+    timezone: str = "America/Los_Angeles"
+
+
+class NoWinner(StrEnum):
+    EQUAL = "equal"  # everyone valid shares equally
+    UID = "uid"  # all to `no_winner_uid` (e.g. the subnet owner)
+
+
+class Contest(BaseModel):
+    id: str
+    description: str = ""
+    baseline: Baseline
+    gpu: str | None = None  # the target GPU as NVML names it; None = CPU
+    weights: MetricWeights
+    similarity_metric: SimilarityMetric
+    similarity_floor: float = Field(ge=0, lt=1)
+    inputs: Inputs
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    schedule: Schedule = Field(default_factory=Schedule)
+    no_winner: NoWinner = NoWinner.EQUAL
+    no_winner_uid: int | None = None
+
+    @model_validator(mode="after")
+    def _uid_when_needed(self) -> Contest:
+        if self.no_winner is NoWinner.UID and self.no_winner_uid is None:
+            raise ValueError("no_winner = 'uid' needs no_winner_uid")
+        return self
+
+
+def load_contest(id_or_path: str) -> Contest:
+    path = Path(id_or_path)
+    if not path.suffix:
+        path = CONTESTS_DIR / f"{id_or_path}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in CONTESTS_DIR.glob("*.toml")))
+        raise ValueError(f"unknown contest {id_or_path!r} (known: {known})")
+    return Contest.model_validate(tomllib.loads(path.read_text()))
+
+
+def all_contests() -> list[Contest]:
+    return [load_contest(str(p)) for p in sorted(CONTESTS_DIR.glob("*.toml"))]

@@ -1,0 +1,147 @@
+"""Shared domain models: what a submission is and what measuring it produced."""
+
+from __future__ import annotations
+
+import statistics
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class SourceKind(StrEnum):
+    LOCAL = "local"
+    GIT = "git"
+
+
+class SubmissionSource(BaseModel):
+    """Where a submission's code comes from: a local directory or an https repo at a revision."""
+
+    kind: SourceKind
+    path: Path | None = None
+    url: str | None = None
+    revision: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind is SourceKind.LOCAL:
+            return str(self.path)
+        return f"{self.url}@{self.revision}"
+
+
+class ModelSpec(BaseModel):
+    """One `[[tool.edge-maxxing.models]]` entry: a Hugging Face repo fetched before the run."""
+
+    repository: str
+    revision: str
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+
+class CheckResult(BaseModel):
+    name: str
+    ok: bool
+    reason: str = ""
+
+
+class CheckReport(BaseModel):
+    checks: list[CheckResult] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def first_failure(self) -> CheckResult | None:
+        return next((c for c in self.checks if not c.ok), None)
+
+
+class RequestOutcome(BaseModel):
+    """One inference request as the validator saw it."""
+
+    index: int
+    generation_time_s: float
+    output_bytes: int
+    width: int | None = None
+    height: int | None = None
+    decoded: bool
+    error: str = ""
+
+
+class Metrics(BaseModel):
+    """Everything measured for one run. GPU figures are None where there is no GPU, never 0."""
+
+    load_time_s: float | None = None
+    generation_times_s: list[float] = Field(default_factory=list)
+    peak_vram_bytes: int | None = None
+    vram_method: str | None = None  # "per-process" or "device-delta"
+    energy_per_image_j: float | None = None
+    peak_ram_bytes: int | None = None
+    code_bytes: int = 0
+    models_bytes: int = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self.code_bytes + self.models_bytes
+
+    @property
+    def mean_generation_time_s(self) -> float | None:
+        return statistics.fmean(self.generation_times_s) if self.generation_times_s else None
+
+    @property
+    def median_generation_time_s(self) -> float | None:
+        return statistics.median(self.generation_times_s) if self.generation_times_s else None
+
+    @property
+    def cv_generation_time(self) -> float | None:
+        """Coefficient of variation: how noisy this run's timings were."""
+        times = self.generation_times_s
+        if len(times) < 2:
+            return None
+        mean = statistics.fmean(times)
+        return statistics.stdev(times) / mean if mean > 0 else None
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        return {
+            "load_time_s": self.load_time_s,
+            "mean_generation_time_s": self.mean_generation_time_s,
+            "median_generation_time_s": self.median_generation_time_s,
+            "cv_generation_time": self.cv_generation_time,
+            "peak_vram_bytes": self.peak_vram_bytes,
+            "vram_method": self.vram_method,
+            "energy_per_image_j": self.energy_per_image_j,
+            "peak_ram_bytes": self.peak_ram_bytes,
+            "size_bytes": self.size_bytes,
+        }
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    INVALID = "invalid"
+
+
+class RunResult(BaseModel):
+    """One submission run in a sandbox: metrics, per-request outcomes, and the miner's log tail."""
+
+    name: str
+    backend: str
+    status: RunStatus
+    reason: str = ""
+    metrics: Metrics = Field(default_factory=Metrics)
+    requests: list[RequestOutcome] = Field(default_factory=list)
+    log_tail: str = ""
+    # Raw image bytes per input; kept out of JSON dumps (use --out to keep them).
+    outputs: list[bytes | None] = Field(default_factory=list, exclude=True)
+
+
+class PreparedSubmission(BaseModel):
+    """A submission ready for a GPU worker: checked, its environment built, models fetched."""
+
+    name: str
+    source: SubmissionSource
+    code_dir: Path
+    backend: str  # "docker" or "process"
+    environment: str  # image tag, or venv directory
+    models: list[ModelSpec] = Field(default_factory=list)
+    code_bytes: int = 0
+    models_bytes: int = 0
+    checks: CheckReport = Field(default_factory=CheckReport)

@@ -1,0 +1,67 @@
+"""Tables for the terminal."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from edgemaxx.models import RunResult, RunStatus
+
+
+def _fmt_bytes(value: int | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value / 2**20:,.1f} MiB"
+
+
+def _fmt_s(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f} s"
+
+
+def run_table(rows: list[RunResult], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("", "status", "load", "gen mean", "gen median", "cv", "peak VRAM",
+                   "energy/img", "peak RAM", "size", "outputs"):
+        table.add_column(column, justify="left" if column in ("", "status") else "right")
+    for row in rows:
+        m = row.metrics
+        decoded = sum(r.decoded for r in row.requests)
+        table.add_row(
+            row.name,
+            "[green]ok[/]" if row.status is RunStatus.OK else "[red]invalid[/]",
+            _fmt_s(m.load_time_s, 2),
+            _fmt_s(m.mean_generation_time_s),
+            _fmt_s(m.median_generation_time_s),
+            "—" if m.cv_generation_time is None else f"{m.cv_generation_time:.1%}",
+            _fmt_bytes(m.peak_vram_bytes) + (f" ({m.vram_method})" if m.vram_method else ""),
+            "—" if m.energy_per_image_j is None else f"{m.energy_per_image_j:.1f} J",
+            _fmt_bytes(m.peak_ram_bytes),
+            _fmt_bytes(m.size_bytes),
+            f"{decoded}/{len(row.requests)} decoded",
+        )
+    return table
+
+
+def per_request_table(rows: list[RunResult]) -> Table:
+    table = Table(title="generation time per request")
+    table.add_column("#", justify="right")
+    for row in rows:
+        table.add_column(row.name, justify="right")
+    count = max((len(r.requests) for r in rows), default=0)
+    for index in range(count):
+        cells = []
+        for row in rows:
+            outcome = row.requests[index] if index < len(row.requests) else None
+            cells.append("—" if outcome is None else f"{outcome.generation_time_s:.3f} s")
+        table.add_row(str(index + 1), *cells)
+    return table
+
+
+def print_reasons(console: Console, rows: list[RunResult]) -> None:
+    for row in rows:
+        if row.status is not RunStatus.OK:
+            console.print(f"[red]{row.name} is invalid:[/] {row.reason}")
+            if row.log_tail.strip():
+                tail = "\n".join(row.log_tail.strip().splitlines()[-15:])
+                console.print("[dim]last lines of its log:[/]")
+                console.print(tail, markup=False, highlight=False)

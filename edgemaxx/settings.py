@@ -1,0 +1,94 @@
+"""One Settings object, read from the environment (EDGEMAXX_*) and .env, built in main()."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_data_dir() -> Path:
+    # Under /var/lib as root: the sandbox user must be able to reach its run directories,
+    # and root's home is private.
+    if os.geteuid() == 0:
+        return Path("/var/lib/edgemaxx")
+    return Path.home() / ".cache" / "edgemaxx"
+
+
+def _default_wheelhouse() -> Path | None:
+    # scripts/setup puts a CPU torch wheel here for the CPU fixtures and the demo.
+    local = REPO_ROOT / "wheelhouse"
+    return local if local.is_dir() else None
+
+
+def _default_process_python() -> Path:
+    # The process sandbox's venvs need an interpreter the unprivileged sandbox user can run.
+    system = Path("/usr/bin/python3")
+    return system if system.exists() else Path(sys.executable)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDGEMAXX_", env_file=".env", extra="ignore")
+
+    # Where clones, built environments, run scratch dirs and the model cache live.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    models_dir: Path | None = None  # shared HF cache; defaults to data_dir/models
+
+    # Building sandbox images.
+    base_image: str = "edgemaxx-base:bookworm"
+    sandbox_dockerfile: Path = REPO_ROOT / "Dockerfile.sandbox"
+    # Extra wheels offered to pip (--find-links) at build time.
+    wheelhouse: Path | None = Field(default_factory=_default_wheelhouse)
+    extra_ca_bundle: Path | None = None  # PEM appended to the system bundle for builds and clones
+    build_timeout_s: float = 1800.0
+    dependency_blacklist: list[str] = Field(
+        default_factory=lambda: ["pyarmor", "pyarmor-runtime", "pyobfuscate", "pyconcrete"]
+    )
+
+    # Cloning.
+    clone_timeout_s: float = 120.0
+    clone_max_bytes: int = 256 * 1024 * 1024  # history included; the checkout must be ≤ 16 MB
+    allow_private_hosts: bool = False  # tests serve git over https on loopback
+
+    # Running.
+    sandbox_backend: str = "auto"  # auto | docker | process
+    sandbox_uid: int = 10001
+    process_python: Path = Field(default_factory=_default_process_python)
+    sandbox_memory_mb: int = 16384
+    sandbox_pids_limit: int = 1024
+    sandbox_cpus: float | None = None
+    sandbox_tmpfs_mb: int = 2048
+    sandbox_shm_mb: int = 1024
+    load_timeout_s: float = 240.0
+    request_timeout_s: float = 120.0  # used until a baseline exists
+    request_timeout_factor: float = 2.0  # × the baseline's mean generation time
+    request_timeout_floor_s: float = 5.0  # never below this, even for a very fast baseline
+    run_timeout_s: float = 1800.0
+    warmup_requests: int = 1
+    max_output_bytes: int = 16 * 1024 * 1024
+    log_tail_bytes: int = 16 * 1024
+    sample_interval_s: float = 0.05
+    gpu: int | None = None  # GPU index for this process; None = no GPU
+    owner: str = "edgemaxx"  # label so a reaper removes only its own leftovers
+
+    @property
+    def models_cache(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def envs_dir(self) -> Path:
+        return self.data_dir / "envs"
+
+    @property
+    def runs_dir(self) -> Path:
+        # Kept short: the socket path inside must fit in 108 bytes.
+        return self.data_dir / "runs"

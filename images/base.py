@@ -1,0 +1,53 @@
+"""Building a minimal Debian + Python base image locally, for hosts with no image registry.
+
+Production uses a CUDA + Python image (EDGEMAXX_BASE_IMAGE); this one serves CPU-only
+validators, CI and the demo.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from edgemaxx.errors import InfrastructureError
+
+PACKAGES = "python3,python3-venv,ca-certificates"
+
+
+def base_image_exists(client, name: str) -> bool:  # noqa: ANN001
+    import docker.errors
+
+    try:
+        client.images.get(name)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def build_base_image(client, name: str, suite: str = "bookworm", *, force: bool = False,  # noqa: ANN001
+                     timeout_s: float = 900.0) -> bool:
+    """debootstrap a minbase root filesystem and `docker import` it; False if it already existed."""
+    if not force and base_image_exists(client, name):
+        return False
+    if shutil.which("debootstrap") is None:
+        raise InfrastructureError("debootstrap is not installed (apt-get install debootstrap)")
+    with tempfile.TemporaryDirectory(prefix="edgemaxx-rootfs-") as scratch:
+        rootfs = Path(scratch) / "rootfs"
+        try:
+            subprocess.run(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", suite,
+                            str(rootfs)], check=True, capture_output=True, timeout=timeout_s)
+            archive = Path(scratch) / "rootfs.tar"
+            subprocess.run(["tar", "-C", str(rootfs), "-cf", str(archive), "."], check=True,
+                           capture_output=True, timeout=timeout_s)
+        except subprocess.CalledProcessError as exc:
+            raise InfrastructureError(
+                f"building {name} failed: {exc.stderr.decode(errors='replace')[-2000:]}"
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise InfrastructureError(f"building {name} timed out") from exc
+        repository, _, tag = name.partition(":")
+        with archive.open("rb") as stream:
+            client.api.import_image_from_stream(stream, repository=repository, tag=tag or "latest")
+    return True

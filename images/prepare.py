@@ -1,0 +1,46 @@
+"""Preparation, the CPU half of a benchmark: fetch, check, build, prefetch."""
+
+from __future__ import annotations
+
+import logging
+
+from edgemaxx.errors import SubmissionError
+from edgemaxx.models import PreparedSubmission, SubmissionSource
+from edgemaxx.settings import Settings
+from images import build, lock, manifest
+from images.checks import static_checks
+from images.prefetch import prefetch
+from images.source import code_bytes, fetch_source
+
+log = logging.getLogger(__name__)
+
+
+def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name: str | None = None,
+            docker_client=None) -> PreparedSubmission:  # noqa: ANN001
+    """Raise SubmissionError (with the failing check's reason) or return what the run needs."""
+    # 1. Source: a local directory as is, or a safe clone.
+    code_dir = fetch_source(settings, source)
+
+    # 2. Static checks, each with a reason.
+    report = static_checks(code_dir, settings, offline=True)
+    failure = report.first_failure()
+    if failure:
+        raise SubmissionError(f"check {failure.name} failed: {failure.reason}")
+    specs = manifest.read_manifest(code_dir).models
+
+    # 3. The environment, keyed by the locked requirements.
+    requirements = lock.export_requirements(code_dir)
+    if backend == "docker":
+        environment = build.build_image(docker_client, settings, requirements)
+    elif backend == "process":
+        environment = str(build.build_venv(settings, requirements))
+    else:
+        raise ValueError(f"unknown sandbox backend {backend!r}")
+
+    # 4. Models into the shared cache (mounted read-only at run time).
+    models_bytes = prefetch(specs, settings.models_cache) if specs else 0
+    return PreparedSubmission(
+        name=name or source.label, source=source, code_dir=code_dir, backend=backend,
+        environment=environment, models=specs, code_bytes=code_bytes(code_dir),
+        models_bytes=models_bytes, checks=report,
+    )

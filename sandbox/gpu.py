@@ -1,0 +1,69 @@
+"""NVML readings for one GPU: per-process memory, device memory, the energy counter.
+
+`nvidia-ml-py` imports without a GPU; `open_gpu` returns None where NVML or the device is
+missing, so GPU metrics stay None (never 0) on CPU-only hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gpu:
+    index: int
+    handle: Any
+    name: str
+
+    def process_memory(self, pids: Iterable[int]) -> int | None:
+        """Bytes used on this GPU by `pids`; None when the driver does not report per process."""
+        import pynvml
+
+        wanted = set(pids)
+        try:
+            procs = list(pynvml.nvmlDeviceGetComputeRunningProcesses(self.handle))
+            procs += list(pynvml.nvmlDeviceGetGraphicsRunningProcesses(self.handle))
+        except pynvml.NVMLError:
+            return None
+        used = [p.usedGpuMemory for p in procs if p.pid in wanted]
+        if any(u is None for u in used):
+            return None
+        return int(sum(used))
+
+    def used_memory(self) -> int:
+        import pynvml
+
+        return int(pynvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+
+    def energy_mj(self) -> int | None:
+        import pynvml
+
+        try:
+            return int(pynvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        except pynvml.NVMLError:
+            return None
+
+
+def open_gpu(index: int | None) -> Gpu | None:
+    if index is None:
+        return None
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        name = pynvml.nvmlDeviceGetName(handle)
+    except Exception as exc:  # noqa: BLE001 - NVMLError, ImportError, library missing
+        log.warning("GPU %s not usable through NVML: %s", index, exc)
+        return None
+    return Gpu(index=index, handle=handle, name=name if isinstance(name, str) else name.decode())
+
+
+def gpu_name(index: int) -> str | None:
+    gpu = open_gpu(index)
+    return gpu.name if gpu else None

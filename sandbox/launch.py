@@ -1,0 +1,48 @@
+"""Starts a submission's `start_inference` entry point inside the sandbox.
+
+Runs under the submission's own interpreter, so it imports nothing from edgemaxx and keeps to
+Python 3.8 syntax. The code is mounted, not installed, so this resolves the entry point the way
+an editable install would: the package directory on sys.path, then `module:function`.
+"""
+
+import importlib
+import os
+import sys
+
+
+def _load_toml(path):
+    try:
+        import tomllib as toml
+    except ImportError:  # Python < 3.11
+        import tomli as toml
+    with open(path, "rb") as handle:
+        return toml.load(handle)
+
+
+def _package_dir(app, pyproject):
+    package_dir = pyproject.get("tool", {}).get("setuptools", {}).get("package-dir", {})
+    if "" in package_dir:
+        return os.path.join(app, package_dir[""])
+    src = os.path.join(app, "src")
+    return src if os.path.isdir(src) else app
+
+
+def main():
+    app = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.getcwd())
+    pyproject = _load_toml(os.path.join(app, "pyproject.toml"))
+    target = pyproject["project"]["scripts"]["start_inference"]
+    module_name, _, attribute = target.partition(":")
+
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
+    sys.path.insert(0, _package_dir(app, pyproject))
+    os.chdir(app)
+    sys.argv = ["start_inference"]
+
+    entry = importlib.import_module(module_name.strip())
+    for part in attribute.strip().split("."):
+        entry = getattr(entry, part)
+    sys.exit(entry())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Real runs of the fixture submissions in both sandboxes: outputs, determinism, hostile ones."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from edgemaxx.constants import LABEL_OWNER
+from edgemaxx.models import RunStatus
+from worker.benchmark import benchmark, limits_for
+
+BACKENDS = ["docker", "process"]
+
+# What each hostile fixture must be blamed for, as the miner reads it.
+EXPECTED = {
+    "crash-at-load": "exited with code 1 before opening inferences.sock",
+    "no-socket": "did not open inferences.sock within the 8 s load timeout",
+    "hang-on-request": "warm-up request 1 took longer than the 10.00 s request timeout",
+    "garbage-output": "do not decode as an image",
+    "memory-hog": "for exceeding the 1024 MiB memory limit",
+    "network-probe": "exited with code 1 before opening inferences.sock",
+}
+
+
+def _limits(settings, **overrides):
+    limits = limits_for(settings, load_timeout_s=8, request_timeout_s=2, run_timeout_s=120)
+    return limits.model_copy(update=overrides)
+
+
+def _leftovers(settings, docker_client):
+    containers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={settings.owner}"})
+    runs = list(settings.runs_dir.iterdir()) if settings.runs_dir.exists() else []
+    return containers, runs
+
+
+def _sandbox_processes(settings):
+    import psutil
+
+    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == settings.sandbox_uid]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_baseline_yields_identical_images_on_two_runs(backend, settings, prepared, requests_small,
+                                                      docker_client):
+    submission = prepared("flux-baseline", backend)
+    limits = _limits(settings, load_timeout_s=120, request_timeout_s=30)
+    first = benchmark(settings, submission, requests_small, limits, client=docker_client)
+    second = benchmark(settings, submission, requests_small, limits, client=docker_client)
+    for run in (first, second):
+        assert run.status is RunStatus.OK, run.reason + "\n" + run.log_tail
+        assert len(run.outputs) == len(requests_small)
+        assert all(r.decoded and (r.width, r.height) == (128, 128) for r in run.requests)
+        assert run.metrics.load_time_s and run.metrics.load_time_s > 0
+        assert run.metrics.peak_ram_bytes and run.metrics.peak_ram_bytes > 50 * 2**20
+        # No GPU here: GPU metrics are absent, never zero.
+        assert run.metrics.peak_vram_bytes is None and run.metrics.energy_per_image_j is None
+    assert first.outputs == second.outputs, "same seed must give identical bytes"
+    assert len(set(first.outputs)) == len(requests_small), "different inputs, different images"
+    assert _leftovers(settings, docker_client) == ([], [])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_hostile_submission_is_invalid_with_reason(name, backend, settings, prepared,
+                                                   requests_small, docker_client):
+    submission = prepared(name, backend)
+    result = benchmark(settings, submission, requests_small, _limits(settings),
+                       client=docker_client)
+    assert result.status is RunStatus.INVALID
+    assert EXPECTED[name] in result.reason, result.reason
+    assert _leftovers(settings, docker_client) == ([], [])
+    assert _sandbox_processes(settings) == []
+    if name == "network-probe":
+        log = result.log_tail
+        assert "NETWORK REACHABLE" not in log and "NETWORK ESCAPE" not in log, log
+        assert "interfaces besides lo: []" in log, log
+        assert "NETWORK BLOCKED dns example.com" in log, log
+        assert "NETWORK BLOCKED host redis 127.0.0.1:6379" in log, log
+    if name == "crash-at-load":
+        assert "simulated crash at load" in result.log_tail
+
+
+def test_docker_container_is_locked_down(settings, prepared, requests_small, docker_client):
+    """Inspect the live container of a submission that hangs: every isolation setting is on."""
+    from sandbox.docker_backend import DockerSandbox
+
+    submission = prepared("no-socket", "docker")
+    box = DockerSandbox(docker_client, submission.environment, submission.code_dir,
+                        settings.models_cache, settings.runs_dir, _limits(settings),
+                        uid=settings.sandbox_uid, gpu=None, owner=settings.owner, run_id="inspect-me")
+    with box:
+        box.container.reload()
+        host = box.container.attrs["HostConfig"]
+        config = box.container.attrs["Config"]
+        assert host["NetworkMode"] == "none"
+        assert host["ReadonlyRootfs"] is True
+        assert host["CapDrop"] == ["ALL"]
+        assert "no-new-privileges" in host["SecurityOpt"]
+        assert host["Memory"] == host["MemorySwap"] == 1024 * 2**20
+        assert host["PidsLimit"] == settings.sandbox_pids_limit
+        assert config["User"] == f"{settings.sandbox_uid}:{settings.sandbox_uid}"
+        assert not host.get("Privileged")
+        binds = {m["Destination"]: m for m in box.container.attrs["Mounts"]}
+        assert set(binds) == {"/app", "/models"}
+        assert host["Tmpfs"]["/tmp"].startswith(f"size={settings.sandbox_tmpfs_mb}m")
+        assert binds["/models"]["RW"] is False
+        assert "/var/run/docker.sock" not in str(box.container.attrs["Mounts"])
+        env = dict(item.split("=", 1) for item in config["Env"])
+        assert env["HF_HUB_OFFLINE"] == "1"
+        assert not any(k.startswith("EDGEMAXX") for k in env)
+        # The code is read-only for the submission; only the socket directory is its own.
+        script = ("for f in /app/pyproject.toml /app/x /etc/x /opt/venv/x; do "
+                  "touch $f 2>/dev/null; echo $?; done")
+        probe = box.container.exec_run(["sh", "-c", script], user=str(settings.sandbox_uid))
+        codes = probe.output.decode().split()
+        assert codes[0] != "0", "the code must be read-only"
+        assert codes[1] == "0", "the socket directory must be writable"
+        assert codes[2] != "0" and codes[3] != "0", "root fs and venv must be read-only"
+    assert _leftovers(settings, docker_client) == ([], [])
+
+
+def test_reaper_removes_leftover_containers(settings, prepared, docker_client):
+    from sandbox.docker_backend import DockerSandbox, reap
+
+    submission = prepared("no-socket", "docker")
+    box = DockerSandbox(docker_client, submission.environment, submission.code_dir,
+                        settings.models_cache, settings.runs_dir, _limits(settings),
+                        uid=settings.sandbox_uid, gpu=None, owner=settings.owner, run_id="crashed")
+    box.__enter__()  # as if the worker died here, before __exit__
+    try:
+        assert reap(docker_client, settings.owner) == 1
+        assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={settings.owner}"}) == []
+    finally:
+        box.container = None
+        box.__exit__(None, None, None)
+
+
+def test_scratch_is_not_the_cached_checkout(settings, prepared, requests_small, docker_client):
+    """A run works on a private copy: the fixture directory is never written to."""
+    submission = prepared("flux-faster", "process")
+    before = sorted(os.listdir(submission.code_dir))
+    result = benchmark(settings, submission, requests_small[:1],
+                       _limits(settings, load_timeout_s=120, request_timeout_s=30), client=docker_client)
+    assert result.status is RunStatus.OK, result.reason
+    assert sorted(os.listdir(submission.code_dir)) == before
+    assert "inferences.sock" not in before

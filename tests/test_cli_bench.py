@@ -1,0 +1,71 @@
+"""`edgemaxx bench` end to end, as a user runs it, on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import fixture_path
+
+EDGEMAXX = [sys.executable, "-m", "edgemaxx.cli"]
+
+
+def _run(args: list[str], settings) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EDGEMAXX_DATA_DIR": str(settings.data_dir),
+           "EDGEMAXX_WHEELHOUSE": str(settings.wheelhouse), "COLUMNS": "200"}
+    return subprocess.run(EDGEMAXX + args, capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.parametrize("backend", ["docker", "process"])
+def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
+    out = tmp_path / "out"
+    result = _run(["bench", str(fixture_path("flux-faster")), "--baseline",
+                   str(fixture_path("flux-baseline")), "--sandbox", backend, "--inputs", "3",
+                   "--out", str(out)], settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    baseline_row = next(line for line in lines if line.startswith("│ baseline "))
+    submission_row = next(line for line in lines if line.startswith("│ submission "))
+    for row in (baseline_row, submission_row):
+        assert " ok " in row and "3/3 decoded" in row
+    assert f"{backend} sandbox · 3 inputs" in result.stdout
+    assert len(list((out / "baseline").glob("*.jpg"))) == 3
+    assert len(list((out / "submission").glob("*.jpg"))) == 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["backend"] == backend and report["error"] == ""
+
+
+def test_bench_json_and_invalid_submission_exit_status(settings, base_image):
+    result = _run(["bench", str(fixture_path("garbage-output")), "--baseline",
+                   str(fixture_path("flux-baseline")), "--sandbox", "process", "--inputs", "2",
+                   "--json"], settings)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["baseline"]["status"] == "ok"
+    assert report["baseline"]["summary"]["median_generation_time_s"] > 0
+    assert report["baseline"]["summary"]["peak_vram_bytes"] is None
+    assert report["submission"]["status"] == "invalid"
+    assert "do not decode as an image" in report["submission"]["reason"]
+    # The request timeout came from the baseline (factor × its mean, floored).
+    assert report["request_timeout_s"] >= settings.request_timeout_floor_s
+
+
+def test_bench_baseline_failure_is_an_error_of_the_run(settings, base_image):
+    result = _run(["bench", str(fixture_path("flux-faster")), "--baseline",
+                   str(fixture_path("crash-at-load")), "--sandbox", "process", "--inputs", "1"],
+                  settings)
+    assert result.returncode == 2
+    assert "the baseline failed" in result.stderr and "exited with code 1" in result.stderr
+
+
+def test_bench_refuses_local_network_url_before_running(settings):
+    result = _run(["bench", "https://127.0.0.1/owner/repo@abcdef0", "--baseline",
+                   str(fixture_path("flux-baseline")), "--sandbox", "process", "--inputs", "1"],
+                  settings)
+    assert result.returncode == 1
+    assert "private or local address" in result.stdout
