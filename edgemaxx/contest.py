@@ -21,13 +21,13 @@ class SimilarityMetric(StrEnum):
 class MetricWeights(BaseModel):
     """Relative weights of each metric in the score; they need not sum to 1."""
 
-    generation_time: float = Field(0.0, ge=0)
-    similarity: float = Field(0.0, ge=0)
-    vram: float = Field(0.0, ge=0)
-    energy: float = Field(0.0, ge=0)
-    ram: float = Field(0.0, ge=0)
-    size: float = Field(0.0, ge=0)
-    load_time: float = Field(0.0, ge=0)
+    generation_time: float = Field(default=0.0, ge=0)
+    similarity: float = Field(default=0.0, ge=0)
+    vram: float = Field(default=0.0, ge=0)
+    energy: float = Field(default=0.0, ge=0)
+    ram: float = Field(default=0.0, ge=0)
+    size: float = Field(default=0.0, ge=0)
+    load_time: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _some_weight(self) -> MetricWeights:
@@ -60,10 +60,10 @@ class Inputs(BaseModel):
 
 
 class Timeouts(BaseModel):
-    load_s: float = Field(240.0, gt=0)
-    request_factor: float = Field(2.0, gt=1)  # × the baseline's mean generation time
-    request_default_s: float = Field(120.0, gt=0)  # before a baseline exists
-    run_s: float = Field(1800.0, gt=0)
+    load_s: float = Field(default=240.0, gt=0)
+    request_factor: float = Field(default=2.0, gt=1)  # × the baseline's mean generation time
+    request_default_s: float = Field(default=120.0, gt=0)  # before a baseline exists
+    run_s: float = Field(default=1800.0, gt=0)
 
 
 class Schedule(BaseModel):
@@ -85,8 +85,8 @@ class Contest(BaseModel):
     similarity_metric: SimilarityMetric
     similarity_floor: float = Field(ge=0, lt=1)
     inputs: Inputs
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-    schedule: Schedule = Field(default_factory=Schedule)
+    timeouts: Timeouts = Field(default_factory=lambda: Timeouts())
+    schedule: Schedule = Field(default_factory=lambda: Schedule())
     no_winner: NoWinner = NoWinner.EQUAL
     no_winner_uid: int | None = None
 

@@ -37,13 +37,18 @@ def prefetch(specs: list[ModelSpec], cache_dir: Path, *, timeout_s: float = 3600
     cache_dir.mkdir(parents=True, exist_ok=True)
     total = 0
     for spec in specs:
-        kwargs = dict(repo_id=spec.repository, revision=spec.revision, cache_dir=str(cache_dir),
-                      allow_patterns=spec.include, ignore_patterns=_ignore(spec.exclude))
+        def fetch(offline: bool, spec: ModelSpec = spec) -> str:
+            return snapshot_download(
+                spec.repository, revision=spec.revision, cache_dir=str(cache_dir),
+                allow_patterns=spec.include, ignore_patterns=_ignore(spec.exclude),
+                local_files_only=offline, etag_timeout=min(timeout_s, 60.0),
+            )
+
         try:
-            path = snapshot_download(local_files_only=True, **kwargs)
+            path = fetch(offline=True)
         except (LocalEntryNotFoundError, FileNotFoundError, OSError):
             try:
-                path = snapshot_download(etag_timeout=min(timeout_s, 60.0), **kwargs)
+                path = fetch(offline=False)
             except (RepositoryNotFoundError, GatedRepoError) as exc:
                 raise SubmissionError(
                     f"model {spec.repository} does not exist or is not public"

@@ -28,9 +28,12 @@ class Limits(BaseModel):
 
 class Sandbox(Protocol):
     backend: str
-    socket_path: Path
-    scratch_dir: Path
     enforces_memory: bool  # the kernel enforces the memory limit (Docker); else the sampler does
+
+    @property
+    def socket_path(self) -> Path: ...
+    @property
+    def scratch_dir(self) -> Path: ...
 
     def __enter__(self) -> Sandbox: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from edgemaxx.constants import (
     LABEL_OWNER,
@@ -72,7 +73,7 @@ class DockerSandbox:
         self.gpu = gpu
         self.owner = owner
         self.run_id = run_id
-        self.container = None
+        self.container: Any = None
         self.workspace: Workspace | None = None
         self._killed_for: str | None = None
         self._pid: int | None = None

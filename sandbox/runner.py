@@ -6,7 +6,7 @@ import logging
 import time
 
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import Metrics, RequestOutcome, RunResult, RunStatus
+from edgemaxx.models import RequestOutcome, RunResult, RunStatus
 from sandbox.base import Limits, Sandbox
 from sandbox.gpu import Gpu
 from sandbox.logs import cap

@@ -55,7 +55,8 @@ CASES = {
                                           '[[tool.edge-maxxing.models]]\nrepository = "a/b"\n\n[project.scripts]'),
                           "models", "revision: Field required"),
     "model-bad-repo": (lambda r: _edit(r / "pyproject.toml", "[project.scripts]",
-                                       '[[tool.edge-maxxing.models]]\nrepository = "../../etc"\nrevision = "x"\n\n[project.scripts]'),
+                                       '[[tool.edge-maxxing.models]]\nrepository = "../../etc"\n'
+                                       'revision = "x"\n\n[project.scripts]'),
                        "models", "is not 'owner/name'"),
     "no-lock": (lambda r: (r / "uv.lock").unlink(), "uv-lock", "uv.lock is missing"),
     "pyarmor": (lambda r: _edit(r / "pyproject.toml", "dependencies = []", 'dependencies = ["PyArmor==8.5"]'),

@@ -1,0 +1,103 @@
+"""Similarity on real images: ST-LPIPS with its shipped weights, LPIPS with a placed backbone."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from edgemaxx.contest import SimilarityMetric, load_contest
+from edgemaxx.errors import InfrastructureError
+from scoring import similarity
+from scoring.similarity import compare
+
+
+def _scene(seed: int, size: int = 128) -> Image.Image:
+    """A photo-like image: smooth gradient sky, ground, and a few shapes."""
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, size)[:, None, None]
+    top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    base = (top * (1 - y) + bottom * y) * np.ones((size, size, 3))
+    image = Image.fromarray(base.astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = rng.integers(0, size - 20, 2)
+        w, h = rng.integers(10, size // 2, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        if rng.random() < 0.5:
+            draw.ellipse([x0, y0, x0 + w, y0 + h], fill=colour)
+        else:
+            draw.rectangle([x0, y0, x0 + w, y0 + h], fill=colour)
+    return image.filter(ImageFilter.GaussianBlur(1))
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _noisy(image: Image.Image, sigma: float, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    array = np.asarray(image).astype(np.float32) + rng.normal(0, sigma, (*image.size[::-1], 3))
+    return Image.fromarray(np.clip(array, 0, 255).astype(np.uint8))
+
+
+def test_st_lpips_identical_noisy_and_different():
+    scene = _scene(1)
+    floor = load_contest("demo-cpu").similarity_floor
+    sigmas = [0, 4, 12, 30, 60]
+    baseline = [_jpeg(scene)] * len(sigmas) + [_jpeg(scene)]
+    outputs = [_jpeg(_noisy(scene, s)) for s in sigmas] + [_jpeg(_scene(2))]
+    report = compare(baseline, outputs, SimilarityMetric.ST_LPIPS, device="cpu")
+    values = report.values
+    assert values[0] == pytest.approx(1.0, abs=1e-6)
+    noisy = values[: len(sigmas)]
+    assert all(a > b for a, b in zip(noisy, noisy[1:], strict=False)), noisy
+    assert values[-1] < floor, f"a different image must fall below the floor: {values[-1]}"
+    assert report.min == values[-1] and report.mean == pytest.approx(sum(values) / len(values))
+
+
+def test_broken_outputs_score_zero_with_reason():
+    scene = _jpeg(_scene(3))
+    small = _jpeg(_scene(3, size=64))
+    report = compare([scene, scene, scene, scene], [scene, b"garbage", None, small],
+                     SimilarityMetric.ST_LPIPS, device="cpu")
+    assert report.values[0] == pytest.approx(1.0, abs=1e-6)
+    assert [i.similarity for i in report.inputs[1:]] == [0.0, 0.0, 0.0]
+    assert "does not decode" in report.inputs[1].reason
+    assert report.inputs[2].reason == "no output"
+    assert "64x64 differs from the baseline's 128x128" in report.inputs[3].reason
+
+
+def test_lpips_alex_missing_backbone_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    similarity._model.cache_clear()
+    scene = _jpeg(_scene(4))
+    with pytest.raises(InfrastructureError) as info:
+        compare([scene], [scene], SimilarityMetric.LPIPS_ALEX, device="cpu")
+    message = str(info.value)
+    assert "alexnet-owt-7be5be79.pth" in message
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in message
+
+
+def test_lpips_alex_runs_end_to_end_with_a_placed_backbone(tmp_path, monkeypatch):
+    """The real lpips code path, with a (random) AlexNet state dict where torch hub looks."""
+    import torch
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    similarity._model.cache_clear()
+    checkpoint = similarity.alexnet_weights_path()
+    checkpoint.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.alexnet().state_dict(), checkpoint)
+    scene = _scene(5)
+    baseline = [_jpeg(scene)] * 3
+    outputs = [_jpeg(scene), _jpeg(_noisy(scene, 10)), _jpeg(_noisy(scene, 60))]
+    report = compare(baseline, outputs, SimilarityMetric.LPIPS_ALEX, device="cpu")
+    assert report.values[0] == pytest.approx(1.0, abs=1e-6)
+    assert report.values[0] > report.values[1] > report.values[2]
+    similarity._model.cache_clear()

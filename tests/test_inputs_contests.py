@@ -1,0 +1,64 @@
+"""Contest files validate; inputs are the same for a seed everywhere, different across seeds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from edgemaxx.contest import Contest, all_contests, load_contest
+from edgemaxx.inputs import corpus, inputs
+
+SCRIPT = (
+    "import json, sys; from edgemaxx.contest import load_contest; from edgemaxx.inputs import inputs; "
+    "print(json.dumps([r.model_dump() for r in inputs(load_contest('flux-4090'), sys.argv[1])]))"
+)
+
+
+def _fresh_process(seed: str, hash_seed: str) -> list[dict]:
+    out = subprocess.run([sys.executable, "-c", SCRIPT, seed], capture_output=True, text=True,
+                         check=True, env={"PYTHONHASHSEED": hash_seed, "PATH": "/usr/bin:/bin"})
+    return json.loads(out.stdout)
+
+
+def test_same_seed_same_inputs_in_fresh_processes():
+    seed = "0x5c0ffee" + "ab" * 28
+    first, second = _fresh_process(seed, "1"), _fresh_process(seed, "2")
+    assert first == second
+    assert first == [r.model_dump() for r in inputs(load_contest("flux-4090"), seed)]
+
+
+def test_different_seeds_differ_and_spread():
+    contest = load_contest("flux-4090")
+    a, b = inputs(contest, "block-1"), inputs(contest, "block-2")
+    assert [r.prompt for r in a] != [r.prompt for r in b]
+    assert len({r.prompt for r in a}) == contest.inputs.count
+    assert len({r.seed for r in a}) == contest.inputs.count
+    assert all((r.width, r.height) == (1024, 1024) for r in a)
+    # Over many seeds, picks reach all over the corpus.
+    picked = {r.prompt for s in range(200) for r in inputs(contest, f"s{s}")}
+    assert len(picked) > len(corpus()) * 0.7
+
+
+def test_shipped_contests():
+    contests = {c.id: c for c in all_contests()}
+    flux = contests["flux-4090"]
+    assert flux.gpu == "NVIDIA GeForce RTX 4090"
+    assert (flux.weights.generation_time, flux.weights.similarity, flux.weights.vram) == (0.14, 0.43, 0.43)
+    assert flux.baseline.revision == "2cff82c" and flux.similarity_floor == 0.75
+    assert flux.schedule.timezone == "America/Los_Angeles" and flux.schedule.daily_at == "12:00"
+    demo = contests["demo-cpu"]
+    assert demo.gpu is None and demo.similarity_metric == "st-lpips"
+    assert len(corpus()) >= 300
+
+
+def test_invalid_contest_is_refused():
+    data = load_contest("demo-cpu").model_dump()
+    data["weights"] = {}
+    with pytest.raises(ValidationError, match="at least one metric weight"):
+        Contest.model_validate(data)
+    with pytest.raises(ValueError, match="unknown contest 'nope'"):
+        load_contest("nope")
