@@ -103,6 +103,69 @@ def _json_report(report) -> dict:  # noqa: ANN001
     return data
 
 
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="Port")] = None,
+) -> None:
+    """Serve the HTTP API (status, contests, submissions, /metrics)."""
+    from api.app import serve
+
+    serve(_settings(api_host=host, api_port=port))
+
+
+@app.command()
+def builder(
+    name: Annotated[str | None, typer.Option(help="Worker name (unique per host)")] = None,
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty")] = False,
+) -> None:
+    """A CPU worker: clones, checks, builds and fetches models for submissions."""
+    from worker.process import run_worker
+
+    run_worker(_settings(), "builder", name=name, burst=burst)
+
+
+@app.command()
+def worker(
+    gpu: Annotated[int | None, typer.Option(help="GPU index this worker owns (none: CPU)")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: HOST-gpuN)")] = None,
+    contest: Annotated[list[str] | None, typer.Option(help="Contest ids to serve (default: all)")] = None,
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty")] = False,
+) -> None:
+    """A GPU worker: benchmarks the baseline, then prepared submissions, one at a time."""
+    from worker.process import run_worker
+
+    run_worker(_settings(), "gpu", gpu=gpu, name=name, contests=contest, burst=burst)
+
+
+@app.command()
+def demo(
+    serve: Annotated[bool, typer.Option(help="Keep the service running after the leaderboard")] = False,
+    port: Annotated[int | None, typer.Option(help="API port")] = None,
+) -> None:
+    """Run the whole service on the embedded demo contest and print its leaderboard."""
+    from edgemaxx import render
+    from edgemaxx.bench import ensure_backend_ready
+    from edgemaxx.demo import run_demo
+    from edgemaxx.errors import InfrastructureError
+    from worker.benchmark import choose_backend
+
+    settings = _settings(api_port=port)
+
+    def show(result) -> None:  # noqa: ANN001
+        console.print(render.leaderboard_table(result.contest))
+        console.print(f"status: {result.status_url}")
+        if serve:
+            console.print("serving; Ctrl-C to stop")
+
+    try:
+        ensure_backend_ready(settings, choose_backend(settings.sandbox_backend))
+        run_demo(settings, serve=serve, on_ready=show)
+    except InfrastructureError as exc:
+        err.print(f"[red]demo failed:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
 @app.command("base-image")
 def base_image(
     force: Annotated[bool, typer.Option(help="Rebuild even if it exists")] = False,

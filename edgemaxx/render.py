@@ -65,3 +65,29 @@ def print_reasons(console: Console, rows: list[RunResult]) -> None:
                 tail = "\n".join(row.log_tail.strip().splitlines()[-15:])
                 console.print("[dim]last lines of its log:[/]")
                 console.print(tail, markup=False, highlight=False)
+
+
+def leaderboard_table(contest) -> Table:  # noqa: ANN001 - api.schemas.ContestPublic
+    """The baseline (score 1 by definition) among the submissions, best first."""
+    table = Table(title=f"{contest.id} · run {contest.run_id} · {contest.inputs} inputs")
+    for column in ("rank", "hotkey", "state", "score", "gen median", "similarity (mean/min)", "weight",
+                   "reason"):
+        table.add_column(column, justify="right" if column in ("rank", "score", "weight") else "left")
+    rows = []
+    for baseline in contest.baselines[:1]:
+        rows.append((1.0, ["—", "baseline", "[cyan]baseline[/]", "1.000",
+                           _fmt_s(baseline.summary.get("median_generation_time_s")), "1.000 / 1.000", "—", ""]))
+    for row in contest.leaderboard:
+        summary = row.summary or {}
+        similarity = ("—" if row.similarity_mean is None
+                      else f"{row.similarity_mean:.3f} / {row.similarity_min:.3f}")
+        state = "[green]scored[/]" if row.state == "scored" else f"[red]{row.state}[/]"
+        rows.append((row.score if row.score is not None else -1.0, [
+            str(row.rank or "—"), row.hotkey, state,
+            "—" if row.score is None else f"{row.score:.3f}",
+            _fmt_s(summary.get("median_generation_time_s")), similarity,
+            "—" if row.weight is None else f"{row.weight:.3f}",
+            (row.reason or row.flagged)[:80]]))
+    for _, cells in sorted(rows, key=lambda r: -r[0]):
+        table.add_row(*cells)
+    return table

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     sample_interval_s: float = 0.05
     gpu: int | None = None  # GPU index for this process; None = no GPU
     owner: str = "edgemaxx"  # label so a reaper removes only its own leftovers
+
+    # The service.
+    redis_url: str | None = None  # None: `edgemaxx demo` starts an embedded Redis
+    admin_token: SecretStr | None = None  # bearer token for the operator's POST routes
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    allow_local_sources: bool = False  # let POST /v1/submissions name local directories
+    worker_heartbeat_ttl_s: int = 60
+    job_timeout_s: int = 7200
+    prepare_retries: int = 2  # infrastructure failures only
+    benchmark_retries: int = 2
 
     @property
     def models_cache(self) -> Path:

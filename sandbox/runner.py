@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from edgemaxx.errors import SubmissionError
 from edgemaxx.models import RequestOutcome, RunResult, RunStatus
@@ -62,8 +63,16 @@ def _request(client: InferenceClient, request: TextToImageRequest, timeout_s: fl
     return data, time.perf_counter() - started
 
 
+ProgressFn = Callable[[str, int | None, int | None], None]
+
+
+def no_progress(phase: str, current: int | None = None, total: int | None = None) -> None:
+    return None
+
+
 def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], limits: Limits,
-                   gpu: Gpu | None, sample_interval_s: float = 0.05) -> RunResult:
+                   gpu: Gpu | None, sample_interval_s: float = 0.05,
+                   progress: ProgressFn = no_progress) -> RunResult:
     """Start `box`, benchmark it on `requests`, and return the result; `box` is always removed."""
     result = RunResult(name=name, backend=box.backend, status=RunStatus.OK)
     run = _Deadline(limits.run_timeout_s)
@@ -80,11 +89,13 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
         client: InferenceClient | None = None
         try:
             # 1. Load: process start → socket accepting (the submission's own warm-up included).
+            progress("loading", None, None)
             client = _wait_ready(box, limits, run)
             result.metrics.load_time_s = time.monotonic() - started
 
             # 2. Warm-up requests, not measured: first-call allocations and autotuning stay out.
             for i in range(limits.warmup_requests):
+                progress("warm-up", i + 1, limits.warmup_requests)
                 _request(client, requests[i % len(requests)],
                          _bounded(max(limits.request_timeout_s * 3, 10.0), run),
                          f"warm-up request {i + 1}")
@@ -94,6 +105,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             last_disk_check = time.monotonic()
             for index, request in enumerate(requests):
                 what = f"request {index + 1} of {len(requests)}"
+                progress("request", index + 1, len(requests))
                 data, elapsed = _request(client, request,
                                          _bounded(limits.request_timeout_s, run), what)
                 outcome = RequestOutcome(index=index, generation_time_s=elapsed,

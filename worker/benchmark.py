@@ -15,7 +15,8 @@ from sandbox.docker_backend import DockerSandbox, docker_available, docker_clien
 from sandbox.gpu import open_gpu
 from sandbox.process_backend import ProcessSandbox, process_backend_available
 from sandbox.protocol import TextToImageRequest
-from sandbox.runner import run_submission
+from sandbox.runner import ProgressFn, no_progress, run_submission
+from worker.reaper import run_prefix
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def request_timeout_from_baseline(settings: Settings, baseline: RunResult | None
 
 def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limits,
                  client=None) -> Sandbox:  # noqa: ANN001
-    run_id = uuid.uuid4().hex[:12]
+    run_id = run_prefix(settings.owner) + uuid.uuid4().hex[:12]
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     if prepared.backend == "docker":
         return DockerSandbox(client or docker_client(), prepared.environment, prepared.code_dir,
@@ -76,10 +77,11 @@ def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limit
 
 
 def benchmark(settings: Settings, prepared: PreparedSubmission, requests: list[TextToImageRequest],
-              limits: Limits, client=None) -> RunResult:  # noqa: ANN001
+              limits: Limits, client=None, progress: ProgressFn | None = None) -> RunResult:  # noqa: ANN001
     box = make_sandbox(settings, prepared, limits, client)
     result = run_submission(box, prepared.name, requests, limits, open_gpu(settings.gpu),
-                            sample_interval_s=settings.sample_interval_s)
+                            sample_interval_s=settings.sample_interval_s,
+                            progress=progress or no_progress)
     result.metrics.code_bytes = prepared.code_bytes
     result.metrics.models_bytes = prepared.models_bytes
     return result

@@ -1,0 +1,42 @@
+"""The FastAPI app: built by create_app(settings), never at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis import Redis
+from redis.exceptions import RedisError
+
+from api import routes_contests, routes_metrics, routes_status, routes_submissions
+from edgemaxx import __version__
+from edgemaxx.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not settings.redis_url:
+            raise RuntimeError("EDGEMAXX_REDIS_URL is not set")
+        app.state.settings = settings
+        app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        yield
+        app.state.redis.close()
+
+    app = FastAPI(title="edgemaxx validator", version=__version__, lifespan=lifespan)
+    for module in (routes_status, routes_contests, routes_submissions, routes_metrics):
+        app.include_router(module.router)
+
+    @app.exception_handler(RedisError)
+    async def redis_down(_: Request, exc: RedisError) -> JSONResponse:
+        return JSONResponse({"detail": f"Redis unavailable: {exc}"}, status_code=503)
+
+    return app
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")

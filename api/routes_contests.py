@@ -1,0 +1,32 @@
+"""GET /v1/contests/{id}: baseline metrics, leaderboard and inputs seed of the current run."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Path
+
+from api.deps import RedisDep
+from api.schemas import BaselinePublic, ContestPublic
+from api.views import leaderboard
+from edgemaxx.contest import load_contest
+from worker import store
+
+router = APIRouter(tags=["contests"])
+
+ContestId = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="contest id, e.g. flux-4090")
+
+
+@router.get("/v1/contests/{contest_id}", response_model=ContestPublic,
+            responses={404: {"description": "unknown contest, or no run yet"}})
+def contest(contest_id: str = ContestId, redis: RedisDep = None) -> ContestPublic:  # type: ignore[assignment]
+    try:
+        definition = load_contest(contest_id)
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    run = store.current_run(redis, contest_id)
+    if run is None:
+        raise HTTPException(404, f"contest {contest_id} has no run yet")
+    baselines = [BaselinePublic(worker=w, metrics=r.metrics, summary=r.metrics.summary())
+                 for w, r in sorted(store.baselines(redis, run.id).items())]
+    return ContestPublic(id=definition.id, description=definition.description, run_id=run.id,
+                         seed=run.seed, inputs=len(run.inputs), baselines=baselines,
+                         leaderboard=leaderboard(redis, run, definition))

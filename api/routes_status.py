@@ -1,0 +1,49 @@
+"""GET /v1/status: is the service healthy, what are the workers doing, how far is each contest."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+from fastapi import APIRouter
+from redis.exceptions import RedisError
+
+from api.deps import RedisDep
+from api.schemas import ContestProgress, StatusPublic, WorkerPublic
+from edgemaxx import keys
+from edgemaxx.contest import all_contests
+from worker import store
+from worker.queues import queue_depths
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/v1/status", response_model=StatusPublic)
+def status(redis: RedisDep) -> StatusPublic:
+    try:
+        redis.ping()
+    except RedisError:
+        return StatusPublic(healthy=False, redis=False, workers=[], queues={}, contests=[])
+    contest_ids = [c.id for c in all_contests()]
+    workers = []
+    for worker, alive in store.workers(redis):
+        uptime = max(time.time() - worker.started_at, 1e-9)
+        workers.append(WorkerPublic(
+            name=worker.name, kind=worker.kind, gpu=worker.gpu, gpu_name=worker.gpu_name,
+            alive=alive, busy=worker.busy and alive, progress=worker.progress,
+            busy_fraction=min(1.0, worker.busy_seconds / uptime) if worker.kind == "gpu" else None))
+    contests = []
+    for contest_id in contest_ids:
+        run = store.current_run(redis, contest_id)
+        if run is None:
+            continue
+        states = Counter(r.state.value for r in store.records(redis, run.id))
+        contests.append(ContestProgress(
+            contest=contest_id, run_id=run.id, seed=run.seed, started_at=run.started_at,
+            states=dict(states), baseline_ready=run.baseline_prepared is not None,
+            baseline_error=run.baseline_error))
+    chain = redis.get(keys.CHAIN_STATUS)
+    return StatusPublic(healthy=any(alive for _, alive in store.workers(redis)), redis=True,
+                        workers=workers, queues=queue_depths(redis, contest_ids), contests=contests,
+                        chain=json.loads(chain) if chain else None)

@@ -1,0 +1,111 @@
+"""HTTP bodies: what the API accepts and returns."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from edgemaxx.models import Metrics
+from edgemaxx.records import Progress, SubmissionState
+
+
+class WorkerPublic(BaseModel):
+    name: str
+    kind: str
+    gpu: int | None
+    gpu_name: str | None
+    alive: bool
+    busy: bool
+    progress: Progress
+    busy_fraction: float | None
+
+
+class ContestProgress(BaseModel):
+    contest: str
+    run_id: str
+    seed: str
+    started_at: float
+    states: dict[str, int]
+    baseline_ready: bool
+    baseline_error: str = ""
+
+
+class StatusPublic(BaseModel):
+    healthy: bool
+    redis: bool
+    workers: list[WorkerPublic]
+    queues: dict[str, int]
+    contests: list[ContestProgress]
+    chain: dict | None = None
+
+
+class BaselinePublic(BaseModel):
+    worker: str
+    metrics: Metrics
+    summary: dict
+
+
+class LeaderboardRow(BaseModel):
+    rank: int | None
+    hotkey: str
+    uid: int | None
+    repository: str
+    revision: str | None
+    state: SubmissionState
+    score: float | None
+    similarity_mean: float | None
+    similarity_min: float | None
+    summary: dict | None
+    reason: str = ""
+    weight: float | None = None
+    flagged: str = ""  # duplicate of / copy of another hotkey
+
+
+class ContestPublic(BaseModel):
+    id: str
+    description: str
+    run_id: str
+    seed: str
+    inputs: int
+    baselines: list[BaselinePublic]
+    leaderboard: list[LeaderboardRow]
+
+
+class SubmissionPublic(BaseModel):
+    run_id: str
+    contest: str
+    hotkey: str
+    uid: int | None
+    repository: str
+    revision: str | None
+    state: SubmissionState
+    reason: str
+    score: float | None
+    score_terms: dict[str, float]
+    similarities: list[float]
+    similarity_mean: float | None
+    similarity_min: float | None
+    metrics: Metrics | None
+    summary: dict | None
+    worker: str | None
+    log_tail: str
+    attempts: int
+    updated_at: float
+
+
+class SubmissionCreate(BaseModel):
+    hotkey: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    repository: str = Field(min_length=1, max_length=512)
+    revision: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{7,40}$")
+    contest: str = Field(min_length=1, max_length=64)
+    uid: int | None = Field(default=None, ge=0, le=65535)
+    block: int | None = Field(default=None, ge=0)
+
+
+class SubmissionAccepted(BaseModel):
+    run_id: str
+    hotkey: str
+    state: SubmissionState
+
+
+class ErrorBody(BaseModel):
+    detail: str

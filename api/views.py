@@ -1,0 +1,62 @@
+"""Turning stored records into public views (leaderboard, weights)."""
+
+from __future__ import annotations
+
+from redis import Redis
+
+from api.schemas import LeaderboardRow, SubmissionPublic
+from edgemaxx.contest import Contest
+from edgemaxx.records import ContestRun, SubmissionRecord, SubmissionState
+from scoring.weights import Entry, weights
+from worker import store
+
+
+def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
+    source = record.source
+    return (source.url or str(source.path)), source.revision
+
+
+def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[LeaderboardRow]:
+    records = store.records(redis, run.id)
+    # Hand-submitted records may lack a uid; give each its own placeholder.
+    uid_of = {r.hotkey: r.uid if r.uid is not None else -(i + 1) for i, r in enumerate(records)}
+    entries = []
+    for r in records:
+        if r.state is SubmissionState.SCORED:
+            repo, rev = _repository(r)
+            entries.append(Entry(hotkey=r.hotkey, uid=uid_of[r.hotkey],
+                                 repository=repo, revision=rev or repo, block=r.block or 0, score=r.score,
+                                 outputs=store.load_outputs(redis, run.id, r.hotkey, len(run.inputs))))
+    weighting = weights(entries, contest)
+    flagged = {**{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},
+               **{h: f"copy of {o}" for h, o in weighting.copies.items()}}
+    ordered = sorted(records, key=lambda r: (r.score is None, -(r.score or 0), r.hotkey))
+    rows = []
+    rank = 0
+    for record in ordered:
+        repo, rev = _repository(record)
+        if record.score is not None:
+            rank += 1
+        rows.append(LeaderboardRow(
+            rank=rank if record.score is not None else None, hotkey=record.hotkey, uid=record.uid,
+            repository=repo, revision=rev, state=record.state, score=record.score,
+            similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
+            summary=record.metrics.summary() if record.metrics else None, reason=record.reason,
+            weight=weighting.weights.get(uid_of[record.hotkey], 0.0)
+            if record.state is SubmissionState.SCORED else None,
+            flagged=flagged.get(record.hotkey, ""),
+        ))
+    return rows
+
+
+def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPublic:
+    repo, rev = _repository(record)
+    return SubmissionPublic(
+        run_id=run.id, contest=run.contest, hotkey=record.hotkey, uid=record.uid, repository=repo,
+        revision=rev, state=record.state, reason=record.reason, score=record.score,
+        score_terms=record.score_terms, similarities=record.similarities,
+        similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
+        metrics=record.metrics, summary=record.metrics.summary() if record.metrics else None,
+        worker=record.worker, log_tail=record.log_tail, attempts=record.attempts,
+        updated_at=record.updated_at,
+    )

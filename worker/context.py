@@ -1,0 +1,61 @@
+"""What a job needs from the worker process that runs it: settings, its name, progress.
+
+RQ imports jobs by dotted path and passes only IDs; the worker's main() configures this once
+before it starts taking jobs, so jobs never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from redis import Redis
+
+from edgemaxx.records import Progress, WorkerStatus
+from edgemaxx.settings import Settings
+from worker import store
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    redis: Redis
+    status: WorkerStatus
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _busy_since: float | None = None
+
+    def progress(self, phase: str, *, run_id: str | None = None, hotkey: str | None = None,
+                 current: int | None = None, total: int | None = None) -> None:
+        with self._lock:
+            previous = self.status.progress
+            self.status.progress = Progress(
+                phase=phase, run_id=run_id or previous.run_id, hotkey=hotkey or previous.hotkey,
+                current=current, total=total)
+            now = time.time()
+            busy = phase != "idle"
+            if busy and self._busy_since is None:
+                self._busy_since = now
+            elif not busy and self._busy_since is not None:
+                self.status.busy_seconds += now - self._busy_since
+                self._busy_since = None
+            self.status.busy = busy
+            store.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            store.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
+
+
+_current: WorkerContext | None = None
+
+
+def configure(context: WorkerContext) -> None:
+    global _current
+    _current = context
+
+
+def current() -> WorkerContext:
+    if _current is None:
+        raise RuntimeError("job run outside an edgemaxx worker: worker.context.configure() first")
+    return _current

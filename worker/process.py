@@ -1,0 +1,92 @@
+"""Worker processes: `edgemaxx builder` (CPU, preparation) and `edgemaxx worker --gpu N`."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.utils import now
+
+from edgemaxx import keys
+from edgemaxx.contest import all_contests
+from edgemaxx.records import WorkerStatus
+from edgemaxx.settings import Settings
+from sandbox.gpu import gpu_name
+from worker import context
+from worker.reaper import reap_leftovers
+
+log = logging.getLogger(__name__)
+
+
+def worker_name(kind: str, gpu: int | None, name: str | None = None) -> str:
+    if name:
+        return name
+    where = f"gpu{gpu}" if gpu is not None else ("cpu" if kind == "gpu" else kind)
+    return f"{socket.gethostname()}-{where}"
+
+
+def recover_orphans(redis: Redis, queue_names: list[str], name: str) -> int:
+    """Requeue jobs a previous process of this name was running when it died (kill -9).
+
+    Names are one per GPU (or per builder slot), so a STARTED job carrying this name can only
+    belong to a dead predecessor; waiting for RQ's heartbeat expiry would cost minutes.
+    """
+    recovered = 0
+    stale = Worker.redis_worker_namespace_prefix + name
+    if redis.exists(stale) and not redis.hexists(stale, "death"):
+        redis.hset(stale, "death", now().isoformat())
+    for queue_name in queue_names:
+        queue = Queue(queue_name, connection=redis)
+        registry = StartedJobRegistry(queue=queue)
+        for job_id in registry.get_job_ids():
+            job = Job.fetch(job_id, connection=redis) if redis.exists(Job.key_for(job_id)) else None
+            if job is None:
+                registry.remove(job_id)
+                continue
+            if job.worker_name != name:
+                continue
+            registry.remove(job)
+            queue.enqueue_job(job, at_front=True)
+            recovered += 1
+            log.warning("requeued %s, orphaned by a dead %s", job_id, name)
+    return recovered
+
+
+def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: str | None = None,
+               contests: list[str] | None = None, burst: bool = False) -> None:
+    if not settings.redis_url:
+        raise SystemExit("EDGEMAXX_REDIS_URL is not set")
+    redis = Redis.from_url(settings.redis_url)
+    name = worker_name(kind, gpu, name)
+    settings = settings.model_copy(update={"gpu": gpu, "owner": name})
+    queue_names = ([keys.QUEUE_PREPARE] if kind == "builder" else
+                   [keys.queue_gpu(c) for c in (contests or [c.id for c in all_contests()])])
+
+    # 1. Clean up after a predecessor of this name: containers, processes, run dirs, jobs.
+    reap_leftovers(settings, name)
+    recover_orphans(redis, queue_names, name)
+
+    # 2. Publish status, with a heartbeat the API reads.
+    status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=gpu_name(gpu) if gpu is not None else None)
+    ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
+    context.configure(ctx)
+    ctx.progress("idle")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(1, settings.worker_heartbeat_ttl_s // 3)):
+            ctx.heartbeat()
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+
+    # 3. Take jobs, one at a time. RQ forks a work horse per job and kills it past its timeout.
+    worker = Worker([Queue(q, connection=redis) for q in queue_names], connection=redis, name=name)
+    try:
+        worker.work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()

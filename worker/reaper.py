@@ -1,0 +1,60 @@
+"""Removing what a crashed worker left: sandbox containers, sandbox processes, run directories."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+
+import psutil
+
+from edgemaxx.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_prefix(owner: str) -> str:
+    """Run directories are named `<owner>-<id>`, so each owner finds its own."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", owner) + "-"
+
+
+def reap_processes(settings: Settings, owner: str) -> int:
+    marker = str(settings.runs_dir / run_prefix(owner))
+    killed = 0
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if any(arg.startswith(marker) for arg in cmdline):
+            try:
+                proc.kill()
+                killed += 1
+            except psutil.Error:
+                pass
+    return killed
+
+
+def reap_run_dirs(settings: Settings, owner: str) -> int:
+    if not settings.runs_dir.exists():
+        return 0
+    removed = 0
+    for path in settings.runs_dir.glob(run_prefix(owner) + "*"):
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def reap_leftovers(settings: Settings, owner: str) -> None:
+    from edgemaxx.errors import InfrastructureError
+    from sandbox.docker_backend import docker_client, reap
+
+    try:
+        client = docker_client(timeout_s=10)
+    except InfrastructureError:
+        client = None
+    if client is not None:
+        removed = reap(client, owner)
+        if removed:
+            log.warning("removed %d leftover sandbox container(s) of %s", removed, owner)
+    killed = reap_processes(settings, owner)
+    if killed:
+        log.warning("killed %d leftover sandbox process(es) of %s", killed, owner)
+    reap_run_dirs(settings, owner)
