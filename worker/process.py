@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 
@@ -18,7 +19,7 @@ from edgemaxx.records import WorkerStatus
 from edgemaxx.settings import Settings
 from sandbox.gpu import gpu_name
 from worker import context
-from worker.reaper import reap_leftovers
+from worker.reaper import WORKER_ENV, reap_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,12 @@ def recover_orphans(redis: Redis, queue_names: list[str], name: str) -> int:
         queue = Queue(queue_name, connection=redis)
         registry = StartedJobRegistry(queue=queue)
         for job_id in registry.get_job_ids():
-            job = Job.fetch(job_id, connection=redis) if redis.exists(Job.key_for(job_id)) else None
-            if job is None:
-                registry.remove(job_id)
+            if not redis.exists(Job.key_for(job_id)):
                 continue
+            job = Job.fetch(job_id, connection=redis)
             if job.worker_name != name:
                 continue
-            registry.remove(job)
+            registry.remove_executions(job)
             queue.enqueue_job(job, at_front=True)
             recovered += 1
             log.warning("requeued %s, orphaned by a dead %s", job_id, name)
@@ -67,8 +67,10 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     queue_names = ([keys.QUEUE_PREPARE] if kind == "builder" else
                    [keys.queue_gpu(c) for c in (contests or [c.id for c in all_contests()])])
 
-    # 1. Clean up after a predecessor of this name: containers, processes, run dirs, jobs.
+    # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,
+    #    jobs. Then mark our own processes (work horses inherit it) for our successor.
     reap_leftovers(settings, name)
+    os.environ[WORKER_ENV] = name
     recover_orphans(redis, queue_names, name)
 
     # 2. Publish status, with a heartbeat the API reads.

@@ -32,6 +32,28 @@ def reap_processes(settings: Settings, owner: str) -> int:
     return killed
 
 
+WORKER_ENV = "EDGEMAXX_WORKER_NAME"
+
+
+def reap_predecessors(name: str) -> int:
+    """Kill processes of a dead worker of the same name: an RQ work horse runs in its own process
+    group and outlives a kill -9 of its parent; left alone it would share the GPU with us."""
+    import os
+
+    me = os.getpid()
+    killed = 0
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            if proc.environ().get(WORKER_ENV) == name:
+                proc.kill()
+                killed += 1
+        except psutil.Error:
+            continue
+    return killed
+
+
 def reap_run_dirs(settings: Settings, owner: str) -> int:
     if not settings.runs_dir.exists():
         return 0
@@ -46,6 +68,9 @@ def reap_leftovers(settings: Settings, owner: str) -> None:
     from edgemaxx.errors import InfrastructureError
     from sandbox.docker_backend import docker_client, reap
 
+    horses = reap_predecessors(owner)
+    if horses:
+        log.warning("killed %d process(es) left by a previous %s", horses, owner)
     try:
         client = docker_client(timeout_s=10)
     except InfrastructureError:

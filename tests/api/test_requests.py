@@ -1,0 +1,101 @@
+"""Bad requests get a 4xx with a clear message, never a 500: the API over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from edgemaxx.settings import Settings
+from tests.conftest import TEST_DATA
+from tests.service import RedisServer, free_port
+
+TOKEN = "request-test-token"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
+    redis_server.start()
+    settings = Settings(redis_url=redis_server.url, admin_token=TOKEN, data_dir=TEST_DATA)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    redis_server.kill()
+
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+GOOD = {"hotkey": "5F3sa2TJ", "repository": "https://github.com/owner/repo", "revision": "abcdef0",
+        "contest": "flux-4090"}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        (GOOD, {}, 401, "bearer token"),
+        (GOOD, {"Authorization": "Bearer wrong"}, 401, "bearer token"),
+        (GOOD, {"Authorization": TOKEN}, 401, "bearer token"),
+        ({**GOOD, "contest": "nope"}, AUTH, 404, "unknown contest 'nope'"),
+        ({**GOOD, "repository": "file:///etc/passwd"}, AUTH, 422, "only https:// is allowed"),
+        ({**GOOD, "repository": "http://127.0.0.1/x"}, AUTH, 422, "only https:// is allowed"),
+        ({**GOOD, "repository": "https://169.254.169.254/latest"}, AUTH, 422, "private or local"),
+        ({**GOOD, "repository": "https://user:pw@github.com/a/b"}, AUTH, 422, "credentials"),
+        ({**GOOD, "repository": "/etc"}, AUTH, 422, "local paths are not accepted"),
+        ({**GOOD, "revision": "main"}, AUTH, 422, "revision"),
+        ({**GOOD, "hotkey": "a b/../c"}, AUTH, 422, "hotkey"),
+        ({**GOOD, "uid": -1}, AUTH, 422, "uid"),
+        ({"hotkey": "x"}, AUTH, 422, "repository"),
+        ([1, 2, 3], AUTH, 422, "valid dictionary"),
+    ],
+)
+def test_bad_submissions_are_4xx(api, body, headers, status, message):
+    response = httpx.post(f"{api}/v1/submissions", json=body, headers=headers, timeout=10)
+    assert response.status_code == status, response.text
+    assert message in response.text
+
+
+def test_malformed_json_and_wrong_content(api):
+    for content, kind in ((b"{not json", "application/json"), (b"\xff\xfe", "application/json"),
+                          (b"hotkey=x", "application/x-www-form-urlencoded")):
+        response = httpx.post(f"{api}/v1/submissions", content=content, headers={**AUTH, "Content-Type": kind},
+                              timeout=10)
+        assert 400 <= response.status_code < 500, (content, response.status_code, response.text)
+
+
+def test_unknown_things_are_404(api):
+    assert httpx.get(f"{api}/v1/submissions/nobody", timeout=10).status_code == 404
+    missing = httpx.get(f"{api}/v1/contests/nope", timeout=10)
+    assert missing.status_code == 404 and "unknown contest" in missing.text
+    assert httpx.get(f"{api}/v1/contests/flux-4090", timeout=10).status_code == 404  # no run yet
+    assert httpx.get(f"{api}/v1/contests/..%2F..%2Fetc", timeout=10).status_code in (404, 422)
+    assert httpx.get(f"{api}/v1/submissions/{'x' * 200}", timeout=10).status_code == 422
+
+
+def test_admin_routes_disabled_without_a_token(tmp_path):
+    from fastapi.testclient import TestClient
+
+    settings = Settings(redis_url="redis://127.0.0.1:1/0", data_dir=TEST_DATA)
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/submissions", json=GOOD, headers=AUTH)
+    assert response.status_code == 403 and "EDGEMAXX_ADMIN_TOKEN" in response.text
+
+
+def test_status_and_openapi(api):
+    status = httpx.get(f"{api}/v1/status", timeout=10).json()
+    assert status["redis"] is True and status["workers"] == [] and status["healthy"] is False
+    schema = httpx.get(f"{api}/openapi.json", timeout=10).json()
+    assert {"/v1/status", "/v1/contests/{contest_id}", "/v1/submissions/{hotkey}",
+            "/v1/submissions"} <= set(schema["paths"])
+    assert os.environ.get("EDGEMAXX_ADMIN_TOKEN") is None, "tests must not leak the token"
