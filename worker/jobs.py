@@ -182,11 +182,22 @@ def benchmark_submission(run_id: str, hotkey: str) -> str:
         ctx.progress("idle")
 
 
+def _torch_device(gpu: int | None) -> str | None:
+    """LPIPS runs on this worker's own GPU, when torch can see it."""
+    if gpu is None:
+        return "cpu"
+    import torch
+
+    return f"cuda:{gpu}" if torch.cuda.is_available() else "cpu"
+
+
 def _score(record: SubmissionRecord, baseline: RunResult, result: RunResult, contest) -> None:  # noqa: ANN001
     from scoring.score import score
     from scoring.similarity import compare
 
-    similarity = compare(baseline.outputs, result.outputs, contest.similarity_metric)
+    gpu = context.current().settings.gpu
+    similarity = compare(baseline.outputs, result.outputs, contest.similarity_metric,
+                         device=_torch_device(gpu))
     record.similarities = similarity.values
     record.similarity_mean = similarity.mean
     record.similarity_min = similarity.min
