@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections import Counter
 
 from fastapi import APIRouter
 from redis.exceptions import RedisError
@@ -38,12 +37,11 @@ def status(redis: RedisDep) -> StatusPublic:
         run = store.current_run(redis, contest_id)
         if run is None:
             continue
-        states = Counter(r.state.value for r in store.records(redis, run.id))
         contests.append(ContestProgress(
             contest=contest_id, run_id=run.id, seed=run.seed, started_at=run.started_at,
-            states=dict(states), baseline_ready=run.baseline_prepared is not None,
+            states=store.state_counts(redis, run.id), baseline_ready=run.baseline_prepared is not None,
             baseline_error=run.baseline_error))
     chain = redis.get(keys.CHAIN_STATUS)
-    return StatusPublic(healthy=any(alive for _, alive in store.workers(redis)), redis=True,
+    return StatusPublic(healthy=any(w.alive for w in workers), redis=True,
                         workers=workers, queues=queue_depths(redis, contest_ids), contests=contests,
                         chain=json.loads(chain) if chain else None)

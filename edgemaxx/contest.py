@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
@@ -98,6 +99,12 @@ class Contest(BaseModel):
 
 
 def load_contest(id_or_path: str) -> Contest:
+    """A contest by id (a shipped file) or by TOML path. Returns a copy: callers may change it."""
+    return _load(id_or_path).model_copy(deep=True)
+
+
+@cache
+def _load(id_or_path: str) -> Contest:
     path = Path(id_or_path)
     if not path.suffix:
         path = CONTESTS_DIR / f"{id_or_path}.toml"

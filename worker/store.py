@@ -52,6 +52,17 @@ def records(redis: Redis, run_id: str) -> list[SubmissionRecord]:
     return [SubmissionRecord.model_validate_json(v) for v in merged.values()]
 
 
+def state_counts(redis: Redis, run_id: str) -> dict[str, int]:
+    """How many submissions are in each state, without validating every record."""
+    import json
+    from collections import Counter
+
+    live = redis.hgetall(keys.submissions(run_id))
+    final = redis.hgetall(keys.results(run_id))
+    merged = {**live, **final}
+    return dict(Counter(json.loads(raw)["state"] for raw in merged.values()))
+
+
 def land_result(redis: Redis, run_id: str, record: SubmissionRecord) -> bool:
     """Write the final record once; False when a result had already landed (a retried job)."""
     record.updated_at = time.time()
@@ -117,11 +128,12 @@ def publish_worker(redis: Redis, status: WorkerStatus, ttl_s: int) -> None:
 
 def workers(redis: Redis) -> list[tuple[WorkerStatus, bool]]:
     """Every worker ever seen, with whether its heartbeat is fresh."""
-    out = []
-    for name, raw in sorted(redis.hgetall(keys.WORKERS).items()):
-        alive = bool(redis.exists(f"{keys.WORKERS}:alive:{as_text(name)}"))
-        out.append((WorkerStatus.model_validate_json(raw), alive))
-    return out
+    entries = sorted(redis.hgetall(keys.WORKERS).items())
+    with redis.pipeline(transaction=False) as pipe:
+        for name, _ in entries:
+            pipe.exists(f"{keys.WORKERS}:alive:{as_text(name)}")
+        alive = pipe.execute()
+    return [(WorkerStatus.model_validate_json(raw), bool(a)) for (_, raw), a in zip(entries, alive, strict=True)]
 
 
 def bump(redis: Redis, counter: str, by: float = 1) -> None:
