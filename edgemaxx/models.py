@@ -74,6 +74,7 @@ class Metrics(BaseModel):
     generation_times_s: list[float] = Field(default_factory=list)
     peak_vram_bytes: int | None = None
     vram_method: str | None = None  # "per-process" or "device-delta"
+    peak_vram_device_delta_bytes: int | None = None  # device-wide used memory over its start value
     energy_per_image_j: float | None = None
     peak_ram_bytes: int | None = None
     code_bytes: int = 0

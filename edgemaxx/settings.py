@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     log_tail_bytes: int = 16 * 1024
     sample_interval_s: float = 0.05
     gpu: int | None = None  # GPU index for this process; None = no GPU
+    # Harmless variables the operator's host needs in every sandbox (e.g. NCCL switches).
+    sandbox_extra_env: dict[str, str] = Field(default_factory=dict)
     owner: str = "edgemaxx"  # label so a reaper removes only its own leftovers
 
     # The service.

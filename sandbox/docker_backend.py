@@ -62,7 +62,8 @@ class DockerSandbox:
     enforces_memory = True
 
     def __init__(self, client, image: str, code_dir: Path, models_dir: Path, runs_dir: Path,  # noqa: ANN001
-                 limits: Limits, *, uid: int, gpu: int | None, owner: str, run_id: str) -> None:
+                 limits: Limits, *, uid: int, gpu: int | None, owner: str, run_id: str,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.client = client
         self.image = image
         self.code_dir = code_dir
@@ -73,6 +74,7 @@ class DockerSandbox:
         self.gpu = gpu
         self.owner = owner
         self.run_id = run_id
+        self.extra_env = extra_env or {}
         self.container: Any = None
         self.workspace: Workspace | None = None
         self._killed_for: str | None = None
@@ -105,9 +107,12 @@ class DockerSandbox:
                 working_dir=SANDBOX_APP_DIR,
                 # Only these: no validator variables, no secrets.
                 environment={
+                    **self.extra_env,
                     "HF_HUB_OFFLINE": "1",
                     "HF_HUB_CACHE": SANDBOX_MODELS_DIR,
                     "HOME": "/tmp",
+                    "USER": "sandbox",
+                    "LOGNAME": "sandbox",
                     "TMPDIR": "/tmp",
                     "PYTHONDONTWRITEBYTECODE": "1",
                     "PYTHONUNBUFFERED": "1",

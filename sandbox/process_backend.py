@@ -44,7 +44,8 @@ class ProcessSandbox:
     enforces_memory = False
 
     def __init__(self, python: Path, launcher: Path, code_dir: Path, models_dir: Path,
-                 runs_dir: Path, limits: Limits, *, uid: int, gpu: int | None, run_id: str) -> None:
+                 runs_dir: Path, limits: Limits, *, uid: int, gpu: int | None, run_id: str,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.python = python
         self.launcher = launcher
         self.code_dir = code_dir
@@ -54,6 +55,7 @@ class ProcessSandbox:
         self.uid = uid
         self.gpu = gpu
         self.run_id = run_id
+        self.extra_env = extra_env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.workspace: Workspace | None = None
         self.logs = LogTail(limits.log_tail_bytes)
@@ -84,8 +86,13 @@ class ProcessSandbox:
     def _environment(self) -> dict[str, str]:
         assert self.workspace is not None
         return {
+            **self.extra_env,
             "PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin",
             "HOME": str(self.workspace.home),
+            # The sandbox uid has no passwd entry on the host; getpass.getuser() (torch calls it
+            # for its cache dirs) reads these first.
+            "USER": "sandbox",
+            "LOGNAME": "sandbox",
             "TMPDIR": str(self.workspace.home),
             "HF_HUB_OFFLINE": "1",
             "HF_HUB_CACHE": str(self.models_dir),

@@ -135,6 +135,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             sampler.stop()
             result.metrics.peak_ram_bytes = sampler.peak_ram or None
             result.metrics.peak_vram_bytes, result.metrics.vram_method = sampler.vram()
+            result.metrics.peak_vram_device_delta_bytes = sampler.peak_vram_device
             result.log_tail = cap(box.log_tail(), limits.log_tail_bytes)
     return result
 

@@ -69,11 +69,12 @@ def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limit
         return DockerSandbox(client or docker_client(), prepared.environment, prepared.code_dir,
                              settings.models_cache, settings.runs_dir, limits,
                              uid=settings.sandbox_uid, gpu=settings.gpu, owner=settings.owner,
-                             run_id=run_id)
+                             run_id=run_id, extra_env=settings.sandbox_extra_env)
     env_dir = Path(prepared.environment)
     return ProcessSandbox(venv_python(env_dir), venv_launcher(env_dir), prepared.code_dir,
                           settings.models_cache, settings.runs_dir, limits,
-                          uid=settings.sandbox_uid, gpu=settings.gpu, run_id=run_id)
+                          uid=settings.sandbox_uid, gpu=settings.gpu, run_id=run_id,
+                          extra_env=settings.sandbox_extra_env)
 
 
 def benchmark(settings: Settings, prepared: PreparedSubmission, requests: list[TextToImageRequest],
