@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from edgemaxx.errors import SubmissionError
 from edgemaxx.models import PreparedSubmission, SubmissionSource
@@ -15,13 +16,19 @@ from images.source import code_bytes, fetch_source
 log = logging.getLogger(__name__)
 
 
+def _quiet(phase: str) -> None:
+    return None
+
+
 def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name: str | None = None,
-            docker_client=None) -> PreparedSubmission:  # noqa: ANN001
+            docker_client=None, progress: Callable[[str], None] = _quiet) -> PreparedSubmission:  # noqa: ANN001
     """Raise SubmissionError (with the failing check's reason) or return what the run needs."""
     # 1. Source: a local directory as is, or a safe clone.
+    progress("cloning")
     code_dir = fetch_source(settings, source)
 
     # 2. Static checks, each with a reason.
+    progress("checking")
     report = static_checks(code_dir, settings, offline=True)
     failure = report.first_failure()
     if failure:
@@ -30,6 +37,7 @@ def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name:
 
     # 3. The environment, keyed by the locked requirements.
     requirements = lock.export_requirements(code_dir)
+    progress("building")
     if backend == "docker":
         environment = build.build_image(docker_client, settings, requirements)
     elif backend == "process":
@@ -38,6 +46,7 @@ def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name:
         raise ValueError(f"unknown sandbox backend {backend!r}")
 
     # 4. Models into the shared cache (mounted read-only at run time).
+    progress("fetching models")
     models_bytes = prefetch(specs, settings.models_cache) if specs else 0
     return PreparedSubmission(
         name=name or source.label, source=source, code_dir=code_dir, backend=backend,

@@ -45,11 +45,11 @@ def prepare_baseline(run_id: str) -> str:
         return "run gone"
     if run.baseline_prepared is not None:
         return "already prepared"
-    ctx.progress("preparing baseline", run_id=run_id, hotkey="baseline")
     backend = _backend()
     try:
-        run.baseline_prepared = prepare(ctx.settings, run.baseline_source, backend, name="baseline",
-                                        docker_client=_docker_client(backend))
+        run.baseline_prepared = prepare(
+            ctx.settings, run.baseline_source, backend, name="baseline", docker_client=_docker_client(backend),
+            progress=lambda phase: ctx.progress(phase, run_id=run_id, hotkey="baseline"))
     except SubmissionError as exc:
         run.baseline_error = f"the baseline is broken: {exc.reason}"
         store.save_run(ctx.redis, run)
@@ -72,11 +72,11 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
     record.state = SubmissionState.PREPARING
     record.attempts += 1
     store.save_record(redis, run_id, record)
-    ctx.progress("cloning and building", run_id=run_id, hotkey=hotkey)
     backend = _backend()
     try:
         record.prepared = prepare(ctx.settings, record.source, backend, name=hotkey,
-                                  docker_client=_docker_client(backend))
+                                  docker_client=_docker_client(backend),
+                                  progress=lambda phase: ctx.progress(phase, run_id=run_id, hotkey=hotkey))
     except SubmissionError as exc:
         record.state = SubmissionState.INVALID
         record.reason = exc.reason
@@ -114,7 +114,7 @@ def _ensure_baseline(run_id: str) -> RunResult:
     if run.baseline_prepared is None:
         raise InfrastructureError(run.baseline_error or "the baseline is not prepared yet")
     contest = load_contest(run.contest)
-    ctx.progress("benchmarking baseline", run_id=run_id, hotkey="baseline", total=len(run.inputs))
+    ctx.progress("loading", run_id=run_id, hotkey="baseline", total=len(run.inputs))
     limits = limits_for(ctx.settings, request_timeout_s=contest.timeouts.request_default_s,
                         load_timeout_s=contest.timeouts.load_s, run_timeout_s=contest.timeouts.run_s)
     result = benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,

@@ -111,6 +111,10 @@ def test_worker_killed_mid_job_lands_the_result_once(service):
     assert _submit(service, "hk-killed", "flux-baseline", 13).status_code == 202
     wait_for(lambda: (_record(service, "hk-killed") or {}).get("state") == "benchmarking", 600,
              "hk-killed to start benchmarking", list(parts.values()))
+    status = httpx.get(f"{service['base']}/v1/status", timeout=10).json()
+    worker = next(w for w in status["workers"] if w["name"] == service["worker_name"])
+    assert worker["busy"] and worker["progress"]["hotkey"] == "hk-killed"
+    assert worker["progress"]["phase"] in ("loading", "warm-up", "request", "comparing"), worker
     parts["worker"].kill_tree()
 
     # The record is stuck mid-benchmark until a worker of the same name comes back.
