@@ -104,6 +104,55 @@ def _json_report(report) -> dict:  # noqa: ANN001
 
 
 @app.command()
+def check(
+    submission: Annotated[str, typer.Argument(help="A directory, an https URL (with --revision), or URL@REVISION")],
+    revision: Annotated[str | None, typer.Option(help="Revision, for a URL")] = None,
+    contest: Annotated[str, typer.Option(help="Contest to check against")] = "flux-4090",
+    build: Annotated[bool, typer.Option(help="Build the sandbox image too")] = True,
+    benchmark: Annotated[bool, typer.Option(help="Then benchmark against the contest baseline")] = False,
+    sandbox: Annotated[str, typer.Option(help="docker, process or auto")] = "auto",
+) -> None:
+    """Run the validator's checks on a submission before you commit it."""
+    from edgemaxx.contest import load_contest
+    from edgemaxx.errors import InfrastructureError, SubmissionError
+    from images.checks import full_check
+    from images.source import parse_source
+
+    settings = _settings()
+    spec = f"{submission}@{revision}" if revision and "@" not in submission else submission
+    try:
+        load_contest(contest)
+        source = parse_source(spec)
+        backend = "none"
+        client = None
+        if build or benchmark:
+            from worker.benchmark import choose_backend
+
+            backend = choose_backend(sandbox)
+            if backend == "docker":
+                from sandbox.docker_backend import docker_client
+
+                client = docker_client()
+        report = full_check(settings, source, build=build, backend=backend, docker_client=client)
+    except (ValueError, SubmissionError) as exc:
+        err.print(f"[red]✗[/] {getattr(exc, 'reason', exc)}")
+        raise typer.Exit(1) from exc
+    except InfrastructureError as exc:
+        err.print(f"[red]error (not the submission's fault):[/] {exc}")
+        raise typer.Exit(2) from exc
+    for result in report.checks:
+        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        console.print(f"{mark} {result.name:<16} ", end="")
+        console.print(result.reason, markup=False, highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("[green]all checks passed[/]")
+    if benchmark:
+        bench(submission=spec, baseline=None, contest=contest, sandbox=sandbox, inputs=None,
+              seed="edgemaxx-check", out=None, as_json=False, gpu=None)
+
+
+@app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address")] = None,
     port: Annotated[int | None, typer.Option(help="Port")] = None,

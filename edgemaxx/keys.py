@@ -3,6 +3,17 @@
 PREFIX = "edgemaxx"
 
 QUEUE_PREPARE = "edgemaxx-prepare"
+QUEUE_CHECKS = "edgemaxx-checks"  # miners' pre-commit checks, on the builders
+
+
+def check(check_id: str) -> str:
+    """String: the CheckRecord JSON of a miner's check request."""
+    return f"{PREFIX}:check:{check_id}"
+
+
+def rate(bucket: str, client: str) -> str:
+    """Counter with a TTL: requests from one client in the current window."""
+    return f"{PREFIX}:rate:{bucket}:{client}"
 
 
 def queue_gpu(contest_id: str) -> str:

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import Metrics, PreparedSubmission, SubmissionSource
+from edgemaxx.models import CheckReport, Metrics, PreparedSubmission, SubmissionSource
 from sandbox.protocol import TextToImageRequest
 
 
@@ -75,3 +75,23 @@ class WorkerStatus(BaseModel):
     heartbeat: float = Field(default_factory=time.time)
     started_at: float = Field(default_factory=time.time)
     busy_seconds: float = 0.0
+
+
+class CheckState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"  # the validator failed, not the submission
+
+
+class CheckRecord(BaseModel):
+    id: str
+    repository: str
+    revision: str
+    contest: str
+    state: CheckState = CheckState.QUEUED
+    ok: bool | None = None
+    report: CheckReport | None = None
+    error: str = ""
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)

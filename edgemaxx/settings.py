@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     allow_local_sources: bool = False  # let POST /v1/submissions name local directories
     worker_heartbeat_ttl_s: int = 60
+    checks_per_hour: int = 10  # per client address, for POST /v1/checks
+    check_ttl_s: int = 7 * 24 * 3600
     job_timeout_s: int = 7200
     prepare_retries: int = 2  # infrastructure failures only
     benchmark_retries: int = 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edgemaxx.constants import MAX_CODE_BYTES, MAX_MODELS_BYTES
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import CheckReport, CheckResult, ModelSpec
+from edgemaxx.models import CheckReport, CheckResult, ModelSpec, SubmissionSource
 from edgemaxx.settings import Settings
 from images import lock, manifest
 from images.source import code_bytes
@@ -111,4 +111,34 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
         _check(report, "models-size", lambda: _models_size(specs, offline))
     if _check(report, "uv-lock", lambda: f"{len(lock.locked_packages(root))} packages locked"):
         _check(report, "blacklist", lambda: _blacklist(root, settings.dependency_blacklist))
+    return report
+
+
+def full_check(settings: Settings, source: SubmissionSource, *, build: bool, backend: str = "auto",
+               docker_client=None) -> CheckReport:  # noqa: ANN001
+    """What a miner runs before committing, and what the validator's check queue runs: the
+    source (clone), every static check, and unless `build` is off, the sandbox build."""
+    from images import build as builder
+    from images.source import fetch_source
+
+    report = CheckReport()
+    code_dir: list[Path] = []
+
+    def _fetch() -> str:
+        code_dir.append(fetch_source(settings, source))
+        return source.label
+
+    if not _check(report, "source", _fetch):
+        return report
+    report.checks.extend(static_checks(code_dir[0], settings).checks)
+    if not build or not report.ok:
+        return report
+
+    def _build() -> str:
+        requirements = lock.export_requirements(code_dir[0])
+        if backend == "docker":
+            return f"image {builder.build_image(docker_client, settings, requirements)}"
+        return f"venv {builder.build_venv(settings, requirements)}"
+
+    _check(report, "build", _build)
     return report

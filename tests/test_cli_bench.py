@@ -68,3 +68,29 @@ def test_bench_refuses_local_network_url_before_running(settings):
                   settings)
     assert result.returncode == 1
     assert "private or local address" in result.stdout
+
+
+def test_check_passes_the_baseline_and_names_failures(settings, tmp_path):
+    ok = _run(["check", str(fixture_path("flux-baseline")), "--sandbox", "process"], settings)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    for name in ("source", "spec-version", "start-inference", "uv-lock", "blacklist", "build"):
+        assert f"✓ {name}" in ok.stdout
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(fixture_path("garbage-output"), broken)
+    pyproject = broken / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "8"', 'version = "7"')
+                         .replace("dependencies = []", 'dependencies = ["pyarmor"]'))
+    bad = _run(["check", str(broken), "--no-build"], settings)
+    assert bad.returncode == 1
+    assert '✗ spec-version     [project] version is \'7\'' in bad.stdout
+    assert "✗ blacklist        uses blacklisted dependencies: pyarmor" in bad.stdout
+
+
+def test_check_benchmark_reports_the_runtime_failure(settings, base_image):
+    result = _run(["check", str(fixture_path("crash-at-load")), "--contest", "demo-cpu", "--sandbox", "process",
+                   "--benchmark"], settings)
+    assert result.returncode == 1
+    assert "all checks passed" in result.stdout
+    assert "exited with code 1 before opening inferences.sock" in result.stdout

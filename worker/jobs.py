@@ -15,7 +15,7 @@ from rq import Queue, Retry
 from edgemaxx import keys
 from edgemaxx.contest import load_contest
 from edgemaxx.errors import InfrastructureError, SubmissionError
-from edgemaxx.models import RunResult, RunStatus
+from edgemaxx.models import RunResult, RunStatus, SourceKind, SubmissionSource
 from edgemaxx.records import SubmissionRecord, SubmissionState
 from images.prepare import prepare
 from worker import context, store
@@ -209,3 +209,37 @@ def _score(record: SubmissionRecord, baseline: RunResult, result: RunResult, con
     else:
         record.state = SubmissionState.SCORED
         record.score = breakdown.score
+
+
+def run_check(check_id: str) -> str:
+    """A miner's pre-commit check, on a builder: clone, static checks, sandbox build."""
+    from edgemaxx.records import CheckRecord, CheckState
+    from images.checks import full_check
+
+    ctx = context.current()
+    raw = ctx.redis.get(keys.check(check_id))
+    if raw is None:
+        return "gone"
+    record = CheckRecord.model_validate_json(raw)
+
+    def save() -> None:
+        record.updated_at = time.time()
+        ctx.redis.set(keys.check(check_id), record.model_dump_json(), ex=ctx.settings.check_ttl_s)
+
+    record.state = CheckState.RUNNING
+    save()
+    ctx.progress("checking", run_id=f"check-{check_id}", hotkey=record.repository)
+    try:
+        backend = _backend()
+        source = SubmissionSource(kind=SourceKind.GIT, url=record.repository, revision=record.revision)
+        record.report = full_check(ctx.settings, source, build=True, backend=backend,
+                                   docker_client=_docker_client(backend))
+        record.ok = record.report.ok
+        record.state = CheckState.DONE
+    except InfrastructureError as exc:
+        record.state = CheckState.ERROR
+        record.error = f"the validator could not finish the check: {exc}"
+    finally:
+        save()
+        ctx.progress("idle")
+    return record.state.value

@@ -64,7 +64,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     redis = Redis.from_url(settings.redis_url)
     name = worker_name(kind, gpu, name)
     settings = settings.model_copy(update={"gpu": gpu, "owner": name})
-    queue_names = ([keys.QUEUE_PREPARE] if kind == "builder" else
+    queue_names = ([keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
                    [keys.queue_gpu(c) for c in (contests or [c.id for c in all_contests()])])
 
     # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,

@@ -72,5 +72,5 @@ def submit_many(redis: Redis, settings: Settings, run: ContestRun,
 
 
 def queue_depths(redis: Redis, contest_ids: list[str]) -> dict[str, int]:
-    names = [keys.QUEUE_PREPARE, *(keys.queue_gpu(c) for c in contest_ids)]
+    names = [keys.QUEUE_PREPARE, keys.QUEUE_CHECKS, *(keys.queue_gpu(c) for c in contest_ids)]
     return {name: Queue(name, connection=redis).count for name in names}

@@ -22,7 +22,7 @@ TOKEN = "request-test-token"
 def api(tmp_path_factory):
     redis_server = RedisServer(tmp_path_factory.mktemp("redis"))
     redis_server.start()
-    settings = Settings(redis_url=redis_server.url, admin_token=TOKEN, data_dir=TEST_DATA)
+    settings = Settings(redis_url=redis_server.url, admin_token=TOKEN, data_dir=TEST_DATA, checks_per_hour=3)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                            log_level="warning"))
@@ -30,7 +30,7 @@ def api(tmp_path_factory):
     thread.start()
     while not server.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", redis_server.url
     server.should_exit = True
     thread.join(10)
     redis_server.kill()
@@ -61,12 +61,13 @@ GOOD = {"hotkey": "5F3sa2TJ", "repository": "https://github.com/owner/repo", "re
     ],
 )
 def test_bad_submissions_are_4xx(api, body, headers, status, message):
-    response = httpx.post(f"{api}/v1/submissions", json=body, headers=headers, timeout=10)
+    response = httpx.post(f"{api[0]}/v1/submissions", json=body, headers=headers, timeout=10)
     assert response.status_code == status, response.text
     assert message in response.text
 
 
 def test_malformed_json_and_wrong_content(api):
+    api = api[0]
     for content, kind in ((b"{not json", "application/json"), (b"\xff\xfe", "application/json"),
                           (b"hotkey=x", "application/x-www-form-urlencoded")):
         response = httpx.post(f"{api}/v1/submissions", content=content, headers={**AUTH, "Content-Type": kind},
@@ -75,6 +76,7 @@ def test_malformed_json_and_wrong_content(api):
 
 
 def test_unknown_things_are_404(api):
+    api = api[0]
     assert httpx.get(f"{api}/v1/submissions/nobody", timeout=10).status_code == 404
     missing = httpx.get(f"{api}/v1/contests/nope", timeout=10)
     assert missing.status_code == 404 and "unknown contest" in missing.text
@@ -93,9 +95,59 @@ def test_admin_routes_disabled_without_a_token(tmp_path):
 
 
 def test_status_and_openapi(api):
+    api = api[0]
     status = httpx.get(f"{api}/v1/status", timeout=10).json()
     assert status["redis"] is True and status["workers"] == [] and status["healthy"] is False
     schema = httpx.get(f"{api}/openapi.json", timeout=10).json()
     assert {"/v1/status", "/v1/contests/{contest_id}", "/v1/submissions/{hotkey}",
             "/v1/submissions"} <= set(schema["paths"])
     assert os.environ.get("EDGEMAXX_ADMIN_TOKEN") is None, "tests must not leak the token"
+
+
+@pytest.mark.parametrize(
+    ("repository", "message"),
+    [
+        ("file:///etc/passwd", "only https:// is allowed"),
+        ("http://127.0.0.1/x", "only https:// is allowed"),
+        ("https://127.0.0.1/x", "private or local address"),
+        ("https://169.254.169.254/latest/meta-data", "private or local address"),
+        ("https://[fe80::1]/a/b", "private or local address"),
+        ("https://user:pw@host.example/a/b", "credentials"),
+        ("ext::sh -c id", "transport helper"),
+    ],
+)
+def test_checks_refuse_bad_urls_before_any_fetch(api, repository, message):
+    from redis import Redis
+    from rq import Queue
+
+    from edgemaxx import keys
+
+    base, redis_url = api
+    response = httpx.post(f"{base}/v1/checks", json={"repository": repository, "revision": "abcdef0",
+                                                     "contest": "flux-4090"}, timeout=10)
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    assert Queue(keys.QUEUE_CHECKS, connection=Redis.from_url(redis_url)).count == 0, "nothing enqueued"
+
+
+def test_checks_are_queued_then_rate_limited(api):
+    from redis import Redis
+    from rq import Queue
+
+    from edgemaxx import keys
+
+    base, redis_url = api
+    body = {"repository": "https://github.com/owner/repo", "revision": "abcdef0", "contest": "flux-4090"}
+    ids = []
+    for _ in range(3):
+        response = httpx.post(f"{base}/v1/checks", json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    limited = httpx.post(f"{base}/v1/checks", json=body, timeout=10)
+    assert limited.status_code == 429 and "3 checks an hour" in limited.text
+    assert int(limited.headers["Retry-After"]) > 0
+    record = httpx.get(f"{base}/v1/checks/{ids[0]}", timeout=10).json()
+    assert record["state"] == "queued" and record["repository"] == "https://github.com/owner/repo"
+    assert Queue(keys.QUEUE_CHECKS, connection=Redis.from_url(redis_url)).count == 3
+    assert httpx.get(f"{base}/v1/checks/{'0' * 32}", timeout=10).status_code == 404
+    assert httpx.get(f"{base}/v1/checks/not-an-id", timeout=10).status_code == 422

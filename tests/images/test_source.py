@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
-import ssl
-import subprocess
-import threading
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +10,7 @@ from edgemaxx.errors import SubmissionError
 from edgemaxx.models import SourceKind
 from images.source import parse_source, safe_clone
 from images.urls import validate_repository_url
+from tests.gitserver import HttpsGitServer, commit_tree
 
 
 @pytest.mark.parametrize(
@@ -70,21 +65,12 @@ def test_refused_before_git_runs(settings, monkeypatch):
             safe_clone(settings, url, "abcdef0")
 
 
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "m", "GIT_AUTHOR_EMAIL": "m@example.com",
-           "GIT_COMMITTER_NAME": "m", "GIT_COMMITTER_EMAIL": "m@example.com",
-           "GIT_CONFIG_GLOBAL": "/dev/null"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def https_git(tmp_path_factory):
     """A dumb-HTTP git server over TLS on loopback, with a hostile repository on it."""
     root = tmp_path_factory.mktemp("git-https")
     work = root / "work"
     work.mkdir()
-    _git(work, "init", "-q", "-b", "main")
     (work / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "8"\n')
     (work / "payload.txt").write_text("first\n")
     os.symlink("/etc/passwd", work / "leak")  # must arrive as a plain file, not a link
@@ -93,32 +79,14 @@ def https_git(tmp_path_factory):
     (work / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
     (work / "model.bin").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 1\n")
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "-m", "first")
-    first = _git(work, "rev-parse", "HEAD")
+    first = commit_tree(work, "first")
     (work / "payload.txt").write_text("second\n")
     (work / "big.dat").write_bytes(os.urandom(17 * 2**20))
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "-m", "too big")
-    big = _git(work, "rev-parse", "HEAD")
-    served = root / "srv"
-    served.mkdir()
-    _git(root, "clone", "-q", "--bare", str(work), str(served / "repo.git"))
-    _git(served / "repo.git", "update-server-info")
-
-    cert, key = root / "cert.pem", root / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"https://127.0.0.1:{server.server_address[1]}/repo.git"
-    yield {"url": url, "first": first, "big": big, "cert": cert}
-    server.shutdown()
+    big = commit_tree(work, "too big")
+    server = HttpsGitServer(root)
+    url = server.publish(work, "repo")
+    yield {"url": url, "first": first, "big": big, "cert": server.cert}
+    server.close()
 
 
 @pytest.fixture

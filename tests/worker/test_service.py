@@ -11,6 +11,7 @@ from redis import Redis
 
 from edgemaxx import keys
 from tests.conftest import TEST_DATA, fixture_path
+from tests.gitserver import HttpsGitServer, commit_tree
 from tests.service import RedisServer, Service, free_port, http_ready, wait_for
 
 TOKEN = "test-operator-token"
@@ -18,7 +19,14 @@ CONTEST = "demo-cpu"
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, base_image):
+def git_server(tmp_path_factory):
+    server = HttpsGitServer(tmp_path_factory.mktemp("git"))
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, base_image, git_server):
     """Redis + API + one builder + one worker (process sandbox: no Docker needed by this module)."""
     tmp = tmp_path_factory.mktemp("service")
     redis_server = RedisServer(tmp / "redis")
@@ -28,6 +36,8 @@ def service(tmp_path_factory, base_image):
            "EDGEMAXX_ALLOW_LOCAL_SOURCES": "1", "EDGEMAXX_DATA_DIR": str(TEST_DATA),
            "EDGEMAXX_SANDBOX_BACKEND": "process", "EDGEMAXX_SANDBOX_MEMORY_MB": "2048",
            "EDGEMAXX_API_PORT": str(port), "EDGEMAXX_WORKER_HEARTBEAT_TTL_S": "6",
+           # The check test clones from a loopback https server with its own CA.
+           "EDGEMAXX_ALLOW_PRIVATE_HOSTS": "1", "EDGEMAXX_EXTRA_CA_BUNDLE": str(git_server.cert),
            "PYTHONUNBUFFERED": "1"}
     worker_name = f"test-worker-{uuid.uuid4().hex[:6]}"
     parts = {
@@ -104,6 +114,28 @@ def test_submission_goes_from_enqueue_to_scored(service):
     assert 'edgemaxx_queue_depth{queue="edgemaxx-prepare"}' in metrics
     assert 'edgemaxx_jobs_total{outcome="scored"}' in metrics
     assert f'edgemaxx_gpu_busy_fraction{{worker="{service["worker_name"]}"}}' in metrics
+
+
+def test_miner_check_runs_on_a_builder(service, git_server, tmp_path):
+    import shutil
+
+    work = tmp_path / "submission"
+    shutil.copytree(fixture_path("garbage-output"), work)
+    revision = commit_tree(work)
+    url = git_server.publish(work, "miner-check")
+    response = httpx.post(f"{service['base']}/v1/checks",
+                          json={"repository": url, "revision": revision[:7], "contest": "flux-4090"}, timeout=10)
+    assert response.status_code == 202, response.text
+    check_id = response.json()["id"]
+
+    def done():
+        record = httpx.get(f"{service['base']}/v1/checks/{check_id}", timeout=10).json()
+        return record if record["state"] in ("done", "error") else None
+
+    record = wait_for(done, 300, "the check", list(service["parts"].values()))
+    assert record["state"] == "done" and record["ok"] is True, record
+    names = [c["name"] for c in record["report"]["checks"]]
+    assert names[0] == "source" and names[-1] == "build" and "spec-version" in names
 
 
 def test_worker_killed_mid_job_lands_the_result_once(service):
