@@ -7,8 +7,8 @@ from redis import Redis
 from api.schemas import LeaderboardRow, SubmissionPublic
 from edgemaxx.contest import Contest
 from edgemaxx.records import ContestRun, SubmissionRecord, SubmissionState
-from scoring.weights import Entry, weights
 from worker import store
+from worker.results import placeholder_uids, run_weights
 
 
 def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
@@ -18,16 +18,8 @@ def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
 
 def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[LeaderboardRow]:
     records = store.records(redis, run.id)
-    # Hand-submitted records may lack a uid; give each its own placeholder.
-    uid_of = {r.hotkey: r.uid if r.uid is not None else -(i + 1) for i, r in enumerate(records)}
-    entries = []
-    for r in records:
-        if r.state is SubmissionState.SCORED:
-            repo, rev = _repository(r)
-            entries.append(Entry(hotkey=r.hotkey, uid=uid_of[r.hotkey],
-                                 repository=repo, revision=rev or repo, block=r.block or 0, score=r.score,
-                                 outputs=store.load_outputs(redis, run.id, r.hotkey, len(run.inputs))))
-    weighting = weights(entries, contest)
+    uid_of = placeholder_uids(records)
+    weighting = run_weights(redis, run, contest, records)
     flagged = {**{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},
                **{h: f"copy of {o}" for h, o in weighting.copies.items()}}
     ordered = sorted(records, key=lambda r: (r.score is None, -(r.score or 0), r.hotkey))

@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     prepare_retries: int = 2  # infrastructure failures only
     benchmark_retries: int = 2
 
+    # The chain (Bittensor conventions: --netuid, --subtensor.network, --wallet.name, ...).
+    netuid: int = 39
+    subtensor_network: str = "finney"
+    subtensor_chain_endpoint: str | None = None
+    wallet_name: str = "default"
+    wallet_hotkey: str = "default"
+    wallet_path: str = "~/.bittensor/wallets"
+    chain_poll_blocks: int = 10  # read commitments every N blocks
+    weights_interval_blocks: int = 360  # set weights every N blocks (a tempo)
+    version_key: int | None = None  # None: read WeightsVersionKey from chain
+    active_contests: list[str] = Field(default_factory=lambda: ["flux-4090"])
+    blacklist_file: Path | None = None
+    chain_backoff_max_s: float = 300.0
+
     @property
     def models_cache(self) -> Path:
         return self.models_dir or self.data_dir / "models"

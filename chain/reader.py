@@ -1,0 +1,92 @@
+"""Reading submissions from chain: commitments + metagraph → what each contest should benchmark."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, Field
+
+from chain.blacklist import Blacklist
+from chain.commitments import CommitmentError, CommitmentRecord, decode
+
+log = logging.getLogger(__name__)
+
+
+class ChainSubmission(BaseModel):
+    hotkey: str
+    uid: int
+    coldkey: str
+    block: int
+    record: CommitmentRecord
+    contest: str
+
+
+class ReadReport(BaseModel):
+    block: int
+    submissions: list[ChainSubmission] = Field(default_factory=list)
+    rejected: dict[str, str] = Field(default_factory=dict)  # hotkey → why the commitment is unreadable
+    dropped: dict[str, str] = Field(default_factory=dict)  # hotkey → why it is not benchmarked
+    registered: dict[str, int] = Field(default_factory=dict)  # hotkey → uid
+
+
+def commitment_bytes(fields: list) -> bytes:
+    """The raw bytes of a commitment's Raw* fields, in order."""
+    raw = b""
+    for entry in fields or []:
+        items = entry.items() if isinstance(entry, dict) else []
+        for variant, value in items:
+            if variant.startswith("Raw") and isinstance(value, str):
+                raw += bytes.fromhex(value.removeprefix("0x"))
+            elif variant.startswith("Raw") and isinstance(value, bytes | bytearray):
+                raw += bytes(value)
+    return raw
+
+
+def _repo_key(url: str) -> str:
+    return url.lower().rstrip("/").removesuffix(".git")
+
+
+def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: Blacklist,  # noqa: ANN001
+                     baseline_urls: set[str], block: int | None = None) -> ReadReport:
+    """Every commitment of the subnet, decoded and filtered, duplicates resolved by block."""
+    block = block if block is not None else sub.block
+    metagraph = sub.subnets.metagraph(netuid, block=block, commitments=False)
+    neurons = {n.hotkey: n for n in (metagraph.neurons if metagraph else [])}
+    report = ReadReport(block=block, registered={h: n.uid for h, n in neurons.items()})
+    candidates: list[ChainSubmission] = []
+    for hotkey, commitment in sub.subnets.commitments(netuid, block=block).items():
+        neuron = neurons.get(hotkey)
+        if neuron is None:
+            report.dropped[hotkey] = "not registered"
+            continue
+        try:
+            decoded = decode(commitment_bytes(commitment.fields))
+        except CommitmentError as exc:
+            report.rejected[hotkey] = exc.reason
+            continue
+        if hotkey in blacklist.hotkeys or neuron.coldkey in blacklist.coldkeys:
+            report.dropped[hotkey] = "blacklisted"
+            continue
+        for record in decoded.records:
+            contest = record.contest_id
+            if contest not in active_contests:
+                report.dropped.setdefault(hotkey, f"contest {record.contest} is not active")
+                continue
+            if _repo_key(record.url) in {_repo_key(u) for u in baseline_urls}:
+                report.dropped[hotkey] = "submits the baseline itself"
+                continue
+            candidates.append(ChainSubmission(hotkey=hotkey, uid=neuron.uid, coldkey=neuron.coldkey,
+                                              block=commitment.block, record=record, contest=contest))
+    # Same repository or same revision within a contest: the earliest commitment wins.
+    seen: dict[tuple[str, str], ChainSubmission] = {}
+    for candidate in sorted(candidates, key=lambda c: (c.block, c.uid)):
+        keys = [(candidate.contest, "repo:" + _repo_key(candidate.record.url)),
+                (candidate.contest, "rev:" + candidate.record.revision)]
+        earlier = next((seen[k] for k in keys if k in seen), None)
+        if earlier is not None:
+            report.dropped[candidate.hotkey] = f"duplicate of {earlier.hotkey} (block {earlier.block})"
+            continue
+        for key in keys:
+            seen[key] = candidate
+        report.submissions.append(candidate)
+    return report

@@ -1,0 +1,188 @@
+"""The chain service driving the real bittensor SDK against an in-process fake chain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import struct
+
+import bittensor as bt
+import pytest
+from redis import Redis
+from rq import Queue
+
+from chain.commitments import Commitment, CommitmentRecord, encode
+from chain.schedule import run_start
+from chain.service import ChainService
+from edgemaxx import keys
+from edgemaxx.contest import load_contest
+from edgemaxx.inputs import inputs
+from edgemaxx.models import Metrics, RunResult, RunStatus
+from edgemaxx.records import SubmissionState
+from edgemaxx.settings import Settings
+from tests.chain.fake_chain import BLOCK_MS, GENESIS_MS, FakeChain
+from tests.conftest import TEST_DATA
+from tests.service import RedisServer
+from worker import store
+
+NETUID = 39
+CONTEST = load_contest("flux-4090")
+
+
+def _commitment(owner_repo: str, revision: str, contest: int = 0, provider: str = "github.com") -> bytes:
+    return encode(Commitment(records=[CommitmentRecord(provider=provider, repository=owner_repo,
+                                                       revision=revision, contest=contest)]))
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server.url
+    server.kill()
+
+
+@pytest.fixture
+def world(tmp_path, redis_url):
+    """A fake chain 3 hours after a contest start, a validator wallet, a service."""
+    chain = FakeChain(NETUID)
+    now = dt.datetime.fromtimestamp(chain.timestamp_ms(chain.head) / 1000, dt.UTC)
+    start = run_start(CONTEST, now)
+    start_block = math.ceil((start.timestamp() * 1000 - GENESIS_MS) / BLOCK_MS)
+    wallet = bt.Wallet("validator", "hot", path=str(tmp_path / "wallets"))
+    wallet.create_new_hotkey(suppress=True)
+    validator_uid = chain.register(wallet.hotkey.ss58_address, "validator-cold")
+    blacklist = tmp_path / "blacklist.toml"
+    blacklist.write_text('hotkeys = ["hk-banned"]\ncoldkeys = ["cold-banned"]\n')
+    settings = Settings(redis_url=redis_url, data_dir=TEST_DATA, netuid=NETUID, active_contests=["flux-4090"],
+                        blacklist_file=blacklist, weights_interval_blocks=10, chain_poll_blocks=1)
+    redis = Redis.from_url(redis_url)
+    service = ChainService(settings, redis, lambda: bt.Subtensor(substrate=chain), wallet,
+                           clock=lambda: chain.timestamp_ms(chain.head) / 1000)
+    return {"chain": chain, "start_block": start_block, "service": service, "redis": redis,
+            "validator_uid": validator_uid, "settings": settings}
+
+
+def test_commitments_become_queued_submissions(world):
+    chain, start_block = world["chain"], world["start_block"]
+    before = start_block - 50
+    miners = {}
+    for hotkey, cold in [("hk-a", "c1"), ("hk-dup-repo", "c2"), ("hk-dup-rev", "c3"), ("hk-banned", "c4"),
+                         ("hk-cold-banned", "cold-banned"), ("hk-baseline", "c6"), ("hk-garbage", "c7"),
+                         ("hk-late", "c8"), ("hk-b", "c9")]:
+        miners[hotkey] = chain.register(hotkey, cold)
+    chain.commit("hk-a", _commitment("alice/flux", "1111111"), before)
+    chain.commit("hk-dup-repo", _commitment("Alice/flux", "2222222"), before + 5)
+    chain.commit("hk-dup-rev", _commitment("carol/flux", "1111111"), before + 6)
+    chain.commit("hk-banned", _commitment("dave/flux", "3333333"), before)
+    chain.commit("hk-cold-banned", _commitment("erin/flux", "4444444"), before)
+    chain.commit("hk-baseline", _commitment("womboai/flux-schnell-edge-inference", "2cff82c"), before)
+    chain.commit("hk-garbage", struct.pack(">H", 7) + b"junk", before)
+    chain.commit("hk-late", _commitment("frank/flux", "5555555"), start_block + 10)
+    chain.commit("hk-b", _commitment("bob/flux", "6666666"), before + 1)
+    chain.commit("hk-unregistered", _commitment("gina/flux", "7777777"), before)
+
+    service = world["service"]
+    service.step()
+
+    redis = world["redis"]
+    run = store.current_run(redis, "flux-4090")
+    assert run is not None
+    # The seed is the hash of the first block at or after the scheduled start.
+    assert run.block == start_block and run.seed == chain.block_hash_of(start_block)
+    assert run.inputs == inputs(CONTEST, chain.block_hash_of(start_block))
+    records = {r.hotkey: r for r in store.records(redis, run.id)}
+    assert set(records) == {"hk-a", "hk-b"}
+    assert records["hk-a"].source.url == "https://github.com/alice/flux"
+    assert records["hk-a"].source.revision == "1111111"
+    assert records["hk-a"].uid == miners["hk-a"] and records["hk-a"].block == before
+    assert records["hk-a"].state is SubmissionState.QUEUED
+    status = service.status
+    assert status.dropped["hk-dup-repo"].startswith("duplicate of hk-a")
+    assert status.dropped["hk-dup-rev"].startswith("duplicate of hk-a")
+    assert status.dropped["hk-banned"] == status.dropped["hk-cold-banned"] == "blacklisted"
+    assert status.dropped["hk-baseline"] == "submits the baseline itself"
+    assert status.dropped["hk-unregistered"] == "not registered"
+    assert "spec version 7" in status.rejected["hk-garbage"]
+    # Baseline first, then both submissions, on the prepare queue.
+    queue = Queue(keys.QUEUE_PREPARE, connection=redis)
+    assert queue.count == 3
+    assert queue.jobs[0].func_name.endswith("prepare_baseline")
+
+    # A second pass adds nothing; a deregistered hotkey leaves the run.
+    service.step()
+    assert queue.count == 3
+    chain.deregister("hk-b")
+    service.step()
+    assert {r.hotkey for r in store.records(redis, run.id)} == {"hk-a"}
+
+
+def _finish_run(world, scores: dict[str, tuple[int, float]]):
+    """Put a finished run in Redis: a baseline and scored records, as GPU workers would."""
+    from edgemaxx.models import SourceKind, SubmissionSource
+    from edgemaxx.records import SubmissionRecord
+
+    redis, chain = world["redis"], world["chain"]
+    world["service"].step()  # creates the current run
+    run = store.current_run(redis, "flux-4090")
+    baseline = RunResult(name="baseline", backend="process", status=RunStatus.OK,
+                         metrics=Metrics(generation_times_s=[1.0]))
+    baseline.outputs = [None] * len(run.inputs)
+    store.save_baseline(redis, run.id, "gpu0", baseline)
+    for index, (hotkey, (uid, score)) in enumerate(scores.items()):
+        record = SubmissionRecord(hotkey=hotkey, uid=uid, block=index,
+                                  source=SubmissionSource(kind=SourceKind.GIT, url=f"https://github.com/{hotkey}/f",
+                                                          revision=f"{index:07d}"),
+                                  state=SubmissionState.SCORED, score=score)
+        store.save_record(redis, run.id, record)
+        store.land_result(redis, run.id, record)
+        chain.register(hotkey, f"cold-{hotkey}")
+    return run
+
+
+def test_weights_set_with_version_key_and_rate_limit_survived(world):
+    chain, service = world["chain"], world["service"]
+    chain.storage[("SubtensorModule", "WeightsVersionKey", (NETUID,))] = 12345
+    _finish_run(world, {"m1": (1, 1.5), "m2": (2, 1.25), "m3": (3, 0.8)})
+    chain.head += 1
+    service.step()
+    sets = [call for call, _ in chain.submitted if call.function == "set_mechanism_weights"]
+    assert len(sets) == 1
+    params = sets[0].params
+    assert params["version_key"] == 12345 and params["netuid"] == NETUID
+    weights = dict(zip(params["dests"], params["weights"], strict=True))
+    assert set(weights) == {1, 2} and weights[1] == 65535 and abs(weights[2] / 65535 - 0.5) < 1e-3
+    assert service.status.last_weights.ok and service.status.last_weights.version_key == 12345
+
+    # The chain's rate limit: the SDK refuses before signing; the service says so and retries later.
+    chain.storage[("SubtensorModule", "WeightsSetRateLimit", (NETUID,))] = 100
+    chain.head += 10
+    service.step()
+    assert not service.status.last_weights.ok
+    assert "rate limit" in service.status.last_weights.message.lower()
+    assert len([c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]) == 1
+    chain.head += 100
+    service.step()
+    assert service.status.last_weights.ok
+    assert len([c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]) == 2
+
+
+def test_no_weights_before_a_baseline_exists(world):
+    world["service"].step()
+    assert world["service"].status.last_weights.ok is False
+    assert "no finished run with a baseline" in world["service"].status.last_weights.message
+    assert not world["chain"].submitted
+
+
+def test_dropped_connection_does_not_kill_the_loop(world):
+    chain, service, redis = world["chain"], world["service"], world["redis"]
+    chain.fail_next = [ConnectionError("connection reset by peer"), TimeoutError("no answer")]
+    delays = []
+    service.run(max_iterations=4, sleep=delays.append)
+    assert delays[:2] == [2.0, 4.0], "exponential backoff after each failure"
+    assert service.status.consecutive_errors == 0 and service.status.error == ""
+    assert chain.connects >= 2, "a failure reconnects"
+    from chain.service import status_json
+
+    published = status_json(redis)
+    assert published["block"] == chain.head and published["runs"]["flux-4090"]
