@@ -6,8 +6,8 @@ import logging
 
 from pydantic import BaseModel, Field
 
-from chain.blacklist import Blacklist
 from chain.commitments import CommitmentError, CommitmentRecord, decode
+from edgemaxx.blacklist import Blacklist
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 from redis import Redis
 
-from chain.blacklist import load_blacklist
 from chain.reader import ChainSubmission, read_submissions
 from chain.schedule import first_block_at_or_after, run_start
 from edgemaxx import keys
+from edgemaxx.blacklist import load_blacklist
 from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import SourceKind, SubmissionSource
 from edgemaxx.records import ContestRun

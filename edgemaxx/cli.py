@@ -215,6 +215,86 @@ def demo(
         raise typer.Exit(2) from exc
 
 
+def _chain_overrides(netuid, network, endpoint, wallet_name, wallet_hotkey, wallet_path):  # noqa: ANN001, ANN202
+    return _settings(netuid=netuid, subtensor_network=network, subtensor_chain_endpoint=endpoint,
+                     wallet_name=wallet_name, wallet_hotkey=wallet_hotkey, wallet_path=wallet_path)
+
+
+NetuidOpt = Annotated[int | None, typer.Option("--netuid", help="Subnet (default 39, or EDGEMAXX_NETUID)")]
+NetworkOpt = Annotated[str | None, typer.Option("--subtensor.network", help="finney, test, local")]
+EndpointOpt = Annotated[str | None, typer.Option("--subtensor.chain_endpoint", help="ws:// or wss:// endpoint")]
+WalletNameOpt = Annotated[str | None, typer.Option("--wallet.name", help="Wallet (coldkey) name")]
+WalletHotkeyOpt = Annotated[str | None, typer.Option("--wallet.hotkey", help="Hotkey name")]
+WalletPathOpt = Annotated[str | None, typer.Option("--wallet.path", help="Wallets directory")]
+
+
+def _subtensor(settings):  # noqa: ANN001, ANN202
+    import bittensor as bt
+
+    return bt.Subtensor(settings.subtensor_chain_endpoint or settings.subtensor_network)
+
+
+def _wallet(settings):  # noqa: ANN001, ANN202
+    import bittensor as bt
+
+    return bt.Wallet(settings.wallet_name, settings.wallet_hotkey, path=settings.wallet_path)
+
+
+@app.command("chain")
+def chain_service(netuid: NetuidOpt = None, network: NetworkOpt = None, endpoint: EndpointOpt = None,
+                  wallet_name: WalletNameOpt = None, wallet_hotkey: WalletHotkeyOpt = None,
+                  wallet_path: WalletPathOpt = None) -> None:
+    """Read commitments, start contest runs on schedule and set weights, as a service."""
+    from redis import Redis
+
+    from chain.service import ChainService
+
+    settings = _chain_overrides(netuid, network, endpoint, wallet_name, wallet_hotkey, wallet_path)
+    if not settings.redis_url:
+        err.print("[red]error:[/] EDGEMAXX_REDIS_URL is not set")
+        raise typer.Exit(2)
+    service = ChainService(settings, Redis.from_url(settings.redis_url), lambda: _subtensor(settings),
+                           _wallet(settings))
+    service.run()
+
+
+@app.command()
+def submit(
+    repository: Annotated[str, typer.Option(help="https://github.com/OWNER/REPO")],
+    revision: Annotated[str, typer.Option(help="Commit (7+ hex characters), pushed as a branch or tag tip")],
+    contest: Annotated[str, typer.Option(help="Contest id")] = "flux-4090",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Publish without asking")] = False,
+    netuid: NetuidOpt = None, network: NetworkOpt = None, endpoint: EndpointOpt = None,
+    wallet_name: WalletNameOpt = None, wallet_hotkey: WalletHotkeyOpt = None, wallet_path: WalletPathOpt = None,
+) -> None:
+    """Publish a submission as an on-chain commitment, signed with your hotkey."""
+    from chain.commitments import Commitment, CommitmentError, encode, record_from_url
+    from chain.publish import check_revision, publish_commitment
+    from edgemaxx.errors import SubmissionError
+    from images.urls import validate_repository_url
+
+    settings = _chain_overrides(netuid, network, endpoint, wallet_name, wallet_hotkey, wallet_path)
+    try:
+        url = validate_repository_url(repository, allow_private=settings.allow_private_hosts)
+        commit, ref = check_revision(url, revision, ca_bundle=str(settings.extra_ca_bundle or "") or None)
+        record = record_from_url(url, commit, contest)
+        data = encode(Commitment(records=[record]))
+    except (SubmissionError, CommitmentError) as exc:
+        err.print(f"[red]✗[/] {exc.reason}")
+        raise typer.Exit(1) from exc
+    wallet = _wallet(settings)
+    console.print(f"repository  {record.url}\nrevision    {record.revision} ({ref})\n"
+                  f"contest     {contest} (#{record.contest})\nnetuid      {settings.netuid}\n"
+                  f"hotkey      {wallet.hotkey.ss58_address}\ncommitment  {len(data)} bytes: {data.hex()}")
+    if not yes and not typer.confirm("Publish this commitment?"):
+        raise typer.Exit(1)
+    result = publish_commitment(_subtensor(settings), wallet, settings.netuid, data)
+    if not result.success:
+        err.print(f"[red]publishing failed:[/] {result.message}")
+        raise typer.Exit(2)
+    console.print(f"[green]published[/] {result.extrinsic_id or result.block_hash or ''}")
+
+
 @app.command("compose-gpus")
 def compose_gpus(
     gpus: Annotated[str, typer.Argument(help="GPU indices, e.g. 0,1,2,3")],

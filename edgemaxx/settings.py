@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     # The service.
     redis_url: str | None = None  # None: `edgemaxx demo` starts an embedded Redis
     admin_token: SecretStr | None = None  # bearer token for the operator's POST routes
+    # The validator's own hotkey: requests signed by it (bittensor http_auth) are the operator's.
+    validator_hotkey: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     allow_local_sources: bool = False  # let POST /v1/submissions name local directories

@@ -110,7 +110,10 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
     if _check(report, "models", _models):
         _check(report, "models-size", lambda: _models_size(specs, offline))
     if _check(report, "uv-lock", lambda: f"{len(lock.locked_packages(root))} packages locked"):
-        _check(report, "blacklist", lambda: _blacklist(root, settings.dependency_blacklist))
+        from edgemaxx.blacklist import load_blacklist
+
+        banned = [*settings.dependency_blacklist, *load_blacklist(settings.blacklist_file).dependencies]
+        _check(report, "blacklist", lambda: _blacklist(root, banned))
     return report
 
 

@@ -151,3 +151,44 @@ def test_checks_are_queued_then_rate_limited(api):
     assert Queue(keys.QUEUE_CHECKS, connection=Redis.from_url(redis_url)).count == 3
     assert httpx.get(f"{base}/v1/checks/{'0' * 32}", timeout=10).status_code == 404
     assert httpx.get(f"{base}/v1/checks/not-an-id", timeout=10).status_code == 422
+
+
+def test_signed_requests_from_the_validator_hotkey(tmp_path):
+    """bittensor http_auth: the validator's own hotkey is accepted once; replays, other hotkeys
+    and tampered bodies are not. The nonce store is Redis, so two API apps agree."""
+    import json
+
+    import bittensor as bt
+    from fastapi.testclient import TestClient
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        validator = bt.Wallet("v", "h", path=str(tmp_path / "w"))
+        validator.create_new_hotkey(suppress=True)
+        stranger = bt.Wallet("s", "h", path=str(tmp_path / "w"))
+        stranger.create_new_hotkey(suppress=True)
+        settings = Settings(redis_url=server.url, data_dir=TEST_DATA,
+                            validator_hotkey=validator.hotkey.ss58_address)
+        body = json.dumps({**GOOD, "hotkey": "signed-miner"}).encode()
+
+        def signed(wallet, payload=body):
+            return {**bt.http_auth.sign(wallet, method="POST", path="/v1/submissions", body=payload,
+                                        receiver_ss58=validator.hotkey.ss58_address),
+                    "Content-Type": "application/json"}
+
+        with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+            headers = signed(validator)
+            accepted = first.post("/v1/submissions", content=body, headers=headers)
+            assert accepted.status_code == 202, accepted.text
+            replay = second.post("/v1/submissions", content=body, headers=headers)
+            assert replay.status_code == 401 and "Replayed" in replay.text
+            other = first.post("/v1/submissions", content=body, headers=signed(stranger))
+            assert other.status_code in (401, 403), other.text
+            tampered = first.post("/v1/submissions", content=body.replace(b"signed-miner", b"evil-miner"),
+                                  headers=signed(validator))
+            assert tampered.status_code == 401 and "BadSignature" in tampered.text
+            # No token configured and no signature: refused.
+            assert first.post("/v1/submissions", json=GOOD).status_code == 403
+    finally:
+        server.kill()

@@ -186,3 +186,64 @@ def test_dropped_connection_does_not_kill_the_loop(world):
 
     published = status_json(redis)
     assert published["block"] == chain.head and published["runs"]["flux-4090"]
+    # The API shows it.
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(world["settings"])) as client:
+        chain_status = client.get("/v1/status").json()["chain"]
+    assert chain_status["block"] == chain.head
+    assert chain_status["last_weights"]["message"].startswith("no finished run")
+
+
+def test_published_commitment_reads_back(world):
+    """The miner's publish path and the validator's read path agree through the real SDK."""
+    from chain.commitments import decode
+    from chain.publish import publish_commitment
+    from chain.reader import commitment_bytes
+
+    chain = world["chain"]
+    miner = bt.Wallet("miner", "hot", path=str(world["settings"].data_dir / "test-wallets"))
+    miner.create_new_hotkey(suppress=True, overwrite=True)
+    chain.register(miner.hotkey.ss58_address, "miner-cold")
+    data = _commitment("miner/flux-fast", "abcdef0")
+    sub = bt.Subtensor(substrate=chain)
+    result = publish_commitment(sub, miner, NETUID, data)
+    assert result.success
+    commitments = sub.subnets.commitments(NETUID)
+    stored = commitments[miner.hotkey.ss58_address]
+    assert commitment_bytes(stored.fields) == data
+    assert decode(commitment_bytes(stored.fields)).records[0].url == "https://github.com/miner/flux-fast"
+    assert stored.block == chain.head
+
+
+def test_revision_must_be_pushed(tmp_path):
+    from chain.publish import check_revision
+    from edgemaxx.errors import SubmissionError
+    from tests.gitserver import HttpsGitServer, commit_tree
+
+    server = HttpsGitServer(tmp_path / "git")
+    try:
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "a.txt").write_text("a")
+        first = commit_tree(work, "first")
+        (work / "a.txt").write_text("b")
+        second = commit_tree(work, "second")
+        url = server.publish(work, "repo")
+        commit, ref = check_revision(url, second[:7], ca_bundle=str(server.cert))
+        assert commit == second and ref in ("HEAD", "refs/heads/main")
+        with pytest.raises(SubmissionError, match="not the tip of any branch or tag"):
+            check_revision(url, first[:7], ca_bundle=str(server.cert))
+        # The CLI refuses before touching the chain.
+        import os
+        import subprocess
+        import sys
+
+        env = {**os.environ, "EDGEMAXX_ALLOW_PRIVATE_HOSTS": "1", "EDGEMAXX_EXTRA_CA_BUNDLE": str(server.cert)}
+        cli = subprocess.run([sys.executable, "-m", "edgemaxx.cli", "submit", "--repository", url,
+                              "--revision", first[:7], "--yes"], capture_output=True, text=True, env=env, timeout=120)
+        assert cli.returncode == 1 and "not the tip of any branch or tag" in cli.stderr
+    finally:
+        server.close()

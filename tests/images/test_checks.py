@@ -111,3 +111,12 @@ def test_prefetch_uses_the_cache_without_network(tmp_path):
     (cache / "models--owner--tiny" / "refs").mkdir()
     spec = ModelSpec(repository="owner/tiny", revision=revision)
     assert prefetch([spec], cache) == 1234
+
+
+def test_operator_blacklist_file_adds_dependencies(broken, settings, tmp_path):
+    blacklist = tmp_path / "blacklist.toml"
+    blacklist.write_text('dependencies = ["evil-pkg"]\n')
+    _edit(broken / "pyproject.toml", "dependencies = []", 'dependencies = ["evil_pkg>=1"]')
+    report = static_checks(broken, settings.model_copy(update={"blacklist_file": blacklist}), offline=True)
+    failed = {c.name: c.reason for c in report.checks if not c.ok}
+    assert failed == {"blacklist": "uses blacklisted dependencies: evil-pkg"}
