@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from redis import Redis
 from redis.exceptions import RedisError
 
-from api import routes_checks, routes_contests, routes_metrics, routes_status, routes_submissions
+from api import dashboard, routes_checks, routes_contests, routes_metrics, routes_status, routes_submissions
 from edgemaxx import __version__
 from edgemaxx.settings import Settings
 
@@ -26,7 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.redis.close()
 
     app = FastAPI(title="edgemaxx validator", version=__version__, lifespan=lifespan)
-    for module in (routes_status, routes_contests, routes_submissions, routes_checks, routes_metrics):
+    for module in (routes_status, routes_contests, routes_submissions, routes_checks, routes_metrics, dashboard):
         app.include_router(module.router)
 
     @app.exception_handler(RedisError)

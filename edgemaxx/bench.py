@@ -15,6 +15,7 @@ from edgemaxx.models import RunResult, RunStatus
 from edgemaxx.settings import Settings
 from images.prepare import prepare
 from images.source import parse_source
+from images.urls import validate_repository_url
 from sandbox.protocol import TextToImageRequest
 from worker.benchmark import benchmark, limits_for, request_timeout_from_baseline
 
@@ -62,6 +63,14 @@ def _client(backend: str):  # noqa: ANN202
 def bench(settings: Settings, submission: str, baseline: str | None, contest: Contest,
           backend: str, requests: list[TextToImageRequest], seed: str) -> BenchReport:
     report = BenchReport(contest=contest.id, backend=backend, seed=seed, inputs=requests)
+    # A submission refused outright (bad URL, private host) is said before the baseline runs.
+    try:
+        source = parse_source(submission)
+        if source.url:
+            validate_repository_url(source.url, allow_private=settings.allow_private_hosts)
+    except SubmissionError as exc:
+        report.submission = _invalid("submission", backend, exc.reason)
+        return report
     timeout = contest.timeouts.request_default_s
     if baseline:
         report.baseline = run_one(settings, baseline, "baseline", backend, requests, contest,

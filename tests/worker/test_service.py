@@ -110,6 +110,9 @@ def test_submission_goes_from_enqueue_to_scored(service):
     assert worker["alive"] and worker["kind"] == "gpu"
     assert status["contests"][0]["states"].get("scored", 0) >= 1
 
+    page = httpx.get(f"{service['base']}/", timeout=10)
+    assert page.status_code == 200 and "/v1/contests/" in page.text and "edgemaxx validator" in page.text
+
     metrics = httpx.get(f"{service['base']}/metrics", timeout=10).text
     assert 'edgemaxx_queue_depth{queue="edgemaxx-prepare"}' in metrics
     assert 'edgemaxx_jobs_total{outcome="scored"}' in metrics
