@@ -69,7 +69,8 @@ def hotkey_runs(hotkey: str) -> str:
     return f"{PREFIX}:hotkey:{hotkey}:runs"
 
 
-WORKERS = f"{PREFIX}:workers"  # hash: worker name → WorkerStatus JSON
+WORKERS = f"{PREFIX}:workers"  # hash: worker name → WorkerStatus JSON (written by whoever runs the job)
+WORKER_BUSY = f"{PREFIX}:workers-busy"  # hash: worker name → seconds spent on jobs (float)
 COUNTERS = f"{PREFIX}:counters"  # hash: counter name → integer
 DURATIONS = f"{PREFIX}:durations"  # list of recent benchmark durations (seconds)
 CHAIN_STATUS = f"{PREFIX}:chain:status"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
+from edgemaxx import keys
 from edgemaxx.records import Progress, WorkerStatus
 from edgemaxx.settings import Settings
 from worker import store
@@ -37,14 +38,16 @@ class WorkerContext:
             if busy and self._busy_since is None:
                 self._busy_since = now
             elif not busy and self._busy_since is not None:
-                self.status.busy_seconds += now - self._busy_since
+                # Jobs run in a forked work horse: the total lives in Redis, not in this process.
+                self.redis.hincrbyfloat(keys.WORKER_BUSY, self.status.name, now - self._busy_since)
                 self._busy_since = None
             self.status.busy = busy
             store.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
 
     def heartbeat(self) -> None:
-        with self._lock:
-            store.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
+        """Liveness only: the status itself is written by whoever runs the job (the work horse),
+        and the parent's copy of it is stale while a job runs."""
+        store.refresh_alive(self.redis, self.status.name, self.settings.worker_heartbeat_ttl_s)
 
 
 _current: WorkerContext | None = None

@@ -75,6 +75,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
 
     # 2. Publish status, with a heartbeat the API reads.
     status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=gpu_name(gpu) if gpu is not None else None)
+    redis.hdel(keys.WORKER_BUSY, name)  # busy time counts from this start
     ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
     context.configure(ctx)
     ctx.progress("idle")

@@ -123,17 +123,27 @@ def baselines(redis: Redis, run_id: str) -> dict[str, RunResult]:
 def publish_worker(redis: Redis, status: WorkerStatus, ttl_s: int) -> None:
     status.heartbeat = time.time()
     redis.hset(keys.WORKERS, status.name, status.model_dump_json())
-    redis.set(f"{keys.WORKERS}:alive:{status.name}", "1", ex=ttl_s)
+    refresh_alive(redis, status.name, ttl_s)
+
+
+def refresh_alive(redis: Redis, name: str, ttl_s: int) -> None:
+    redis.set(f"{keys.WORKERS}:alive:{name}", "1", ex=ttl_s)
 
 
 def workers(redis: Redis) -> list[tuple[WorkerStatus, bool]]:
     """Every worker ever seen, with whether its heartbeat is fresh."""
     entries = sorted(redis.hgetall(keys.WORKERS).items())
+    busy = {as_text(k): float(v) for k, v in redis.hgetall(keys.WORKER_BUSY).items()}
     with redis.pipeline(transaction=False) as pipe:
         for name, _ in entries:
             pipe.exists(f"{keys.WORKERS}:alive:{as_text(name)}")
         alive = pipe.execute()
-    return [(WorkerStatus.model_validate_json(raw), bool(a)) for (_, raw), a in zip(entries, alive, strict=True)]
+    out = []
+    for (name, raw), is_alive in zip(entries, alive, strict=True):
+        status = WorkerStatus.model_validate_json(raw)
+        status.busy_seconds = busy.get(as_text(name), 0.0)
+        out.append((status, bool(is_alive)))
+    return out
 
 
 def bump(redis: Redis, counter: str, by: float = 1) -> None:

@@ -116,7 +116,10 @@ def test_submission_goes_from_enqueue_to_scored(service):
     metrics = httpx.get(f"{service['base']}/metrics", timeout=10).text
     assert 'edgemaxx_queue_depth{queue="edgemaxx-prepare"}' in metrics
     assert 'edgemaxx_jobs_total{outcome="scored"}' in metrics
-    assert f'edgemaxx_gpu_busy_fraction{{worker="{service["worker_name"]}"}}' in metrics
+    busy = next(line for line in metrics.splitlines()
+                if line.startswith(f'edgemaxx_gpu_busy_fraction{{worker="{service["worker_name"]}"}}'))
+    assert 0 < float(busy.split()[-1]) <= 1, busy
+    assert worker["busy_fraction"] is not None
 
 
 def test_miner_check_runs_on_a_builder(service, git_server, tmp_path):
