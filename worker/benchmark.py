@@ -86,3 +86,13 @@ def benchmark(settings: Settings, prepared: PreparedSubmission, requests: list[T
     result.metrics.code_bytes = prepared.code_bytes
     result.metrics.models_bytes = prepared.models_bytes
     return result
+
+
+def median_run(runs: list[RunResult]) -> RunResult:
+    """Of several runs of the same submission, the one with the median generation time: its
+    metrics and outputs stay together, and one slow or fast run cannot move the reference."""
+    ok = [r for r in runs if r.status.value == "ok" and r.metrics.median_generation_time_s is not None]
+    if not ok:
+        return runs[-1]
+    ranked = sorted(ok, key=lambda r: r.metrics.median_generation_time_s or 0.0)
+    return ranked[(len(ranked) - 1) // 2]

@@ -19,7 +19,7 @@ from edgemaxx.models import RunResult, RunStatus, SourceKind, SubmissionSource
 from edgemaxx.records import SubmissionRecord, SubmissionState
 from images.prepare import prepare
 from worker import context, store
-from worker.benchmark import benchmark, limits_for, request_timeout_from_baseline
+from worker.benchmark import benchmark, limits_for, median_run, request_timeout_from_baseline
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +117,11 @@ def _ensure_baseline(run_id: str) -> RunResult:
     ctx.progress("loading", run_id=run_id, hotkey="baseline", total=len(run.inputs))
     limits = limits_for(ctx.settings, request_timeout_s=contest.timeouts.request_default_s,
                         load_timeout_s=contest.timeouts.load_s, run_timeout_s=contest.timeouts.run_s)
-    result = benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,
-                       client=_docker_client(run.baseline_prepared.backend),
-                       progress=_request_progress(run_id, "baseline"))
+    runs = [benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,
+                      client=_docker_client(run.baseline_prepared.backend),
+                      progress=_request_progress(run_id, "baseline"))
+            for _ in range(ctx.settings.baseline_runs)]
+    result = median_run(runs)
     if result.status is not RunStatus.OK:
         run.baseline_error = f"the baseline failed on {ctx.status.name}: {result.reason}"
         store.save_run(redis, run)
