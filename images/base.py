@@ -48,6 +48,7 @@ def build_base_image(client, name: str, suite: str = "bookworm", *, force: bool 
         except subprocess.TimeoutExpired as exc:
             raise InfrastructureError(f"building {name} timed out") from exc
         repository, _, tag = name.partition(":")
-        with archive.open("rb") as stream:
-            client.api.import_image_from_stream(stream, repository=repository, tag=tag or "latest")
+        # From a file (sent with its length): docker-py's import from a stream declares chunked
+        # encoding but sends the raw file, which the engine rejects ("invalid byte in chunk length").
+        client.api.import_image_from_file(str(archive), repository=repository, tag=tag or "latest")
     return True
