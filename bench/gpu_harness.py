@@ -157,6 +157,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variant-repeats", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=1,
+                        help="baseline measured GROUPS × REPEATS times; reports the spread of each group's median run "
+                             "(what EDGEMAXX_BASELINE_RUNS=REPEATS gives a validator)")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured requests before timing")
     parser.add_argument("--seed", default="gpu-harness")
     parser.add_argument("--out", type=Path, default=Path("gpu-out"))
@@ -193,7 +196,7 @@ def main() -> None:
     requests = _requests(args.inputs, args.size, args.seed)
     timeout = max(30.0, 4 * limit["median_with_jpeg_s"])
     runs = []
-    for index in range(args.repeats):
+    for index in range(args.repeats * args.groups):
         run = sandboxed("flux-full", env_dir, requests, timeout, args.warmup)
         runs.append(run)
         s = _summary(run)
@@ -216,6 +219,13 @@ def main() -> None:
         report["overhead"] = statistics.fmean(medians) / limit["median_with_jpeg_s"]
         report["overhead_vs_pipeline_only"] = statistics.fmean(medians) / limit["median_pipeline_s"]
         report["cv_across_runs"] = _cv(medians)
+    if args.groups > 1:
+        from worker.benchmark import median_run
+
+        groups = [[r["result"] for r in runs[g * args.repeats:(g + 1) * args.repeats]] for g in range(args.groups)]
+        chosen = [median_run(group).metrics.median_generation_time_s for group in groups]
+        report["group_medians"] = chosen
+        report["cv_of_group_medians"] = _cv([c for c in chosen if c is not None])
     if ok and variant["result"].status.value == "ok":
         import types
 
