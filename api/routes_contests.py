@@ -17,7 +17,7 @@ ContestId = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="contest id, 
 
 @router.get("/v1/contests/{contest_id}", response_model=ContestPublic,
             responses={404: {"description": "unknown contest, or no run yet"}})
-def contest(contest_id: str = ContestId, redis: RedisDep = None) -> ContestPublic:  # type: ignore[assignment]
+def contest(redis: RedisDep, contest_id: str = ContestId) -> ContestPublic:
     try:
         definition = load_contest(contest_id)
     except ValueError as exc:

@@ -141,8 +141,7 @@ def safe_clone(settings: Settings, url: str, revision: str) -> Path:
         env = git_env(settings, home)
         _run_bounded(_git(["clone", "--no-checkout", "--no-recurse-submodules", "--", url,
                            str(checkout)]), work, env, timeout_s=settings.clone_timeout_s,
-                     watch=checkout if checkout.exists() else work,
-                     max_bytes=settings.clone_max_bytes)
+                     watch=work, max_bytes=settings.clone_max_bytes)
         try:
             commit = subprocess.run(
                 _git(["rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from functools import cache
 
 from rq import Queue, Retry
 
@@ -25,8 +26,12 @@ log = logging.getLogger(__name__)
 
 
 def _docker_client(backend: str):  # noqa: ANN202
-    if backend != "docker":
-        return None
+    return _shared_docker_client() if backend == "docker" else None
+
+
+@cache
+def _shared_docker_client():  # noqa: ANN202
+    # One per work horse (jobs run in a fresh fork), not one per sandbox.
     from sandbox.docker_backend import docker_client
 
     return docker_client()
