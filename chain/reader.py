@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from chain.commitments import CommitmentError, CommitmentRecord, decode
 from edgemaxx.blacklist import Blacklist
+from scoring.weights import repository_key
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ def commitment_bytes(fields: list) -> bytes:
     return raw
 
 
-def _repo_key(url: str) -> str:
-    return url.lower().rstrip("/").removesuffix(".git")
-
-
 def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: Blacklist,  # noqa: ANN001
                      baseline_urls: set[str], block: int | None = None) -> ReadReport:
     """Every commitment of the subnet, decoded and filtered, duplicates resolved by block."""
@@ -53,6 +50,7 @@ def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: 
     metagraph = sub.subnets.metagraph(netuid, block=block, commitments=False)
     neurons = {n.hotkey: n for n in (metagraph.neurons if metagraph else [])}
     report = ReadReport(block=block, registered={h: n.uid for h, n in neurons.items()})
+    baselines = {repository_key(u) for u in baseline_urls}
     candidates: list[ChainSubmission] = []
     for hotkey, commitment in sub.subnets.commitments(netuid, block=block).items():
         neuron = neurons.get(hotkey)
@@ -72,7 +70,7 @@ def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: 
             if contest not in active_contests:
                 report.dropped.setdefault(hotkey, f"contest {record.contest} is not active")
                 continue
-            if _repo_key(record.url) in {_repo_key(u) for u in baseline_urls}:
+            if repository_key(record.url) in baselines:
                 report.dropped[hotkey] = "submits the baseline itself"
                 continue
             candidates.append(ChainSubmission(hotkey=hotkey, uid=neuron.uid, coldkey=neuron.coldkey,
@@ -80,7 +78,7 @@ def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: 
     # Same repository or same revision within a contest: the earliest commitment wins.
     seen: dict[tuple[str, str], ChainSubmission] = {}
     for candidate in sorted(candidates, key=lambda c: (c.block, c.uid)):
-        keys = [(candidate.contest, "repo:" + _repo_key(candidate.record.url)),
+        keys = [(candidate.contest, "repo:" + repository_key(candidate.record.url)),
                 (candidate.contest, "rev:" + candidate.record.revision)]
         earlier = next((seen[k] for k in keys if k in seen), None)
         if earlier is not None:

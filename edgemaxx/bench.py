@@ -42,14 +42,14 @@ def _invalid(name: str, backend: str, reason: str, log_tail: str = "") -> RunRes
 def run_one(settings: Settings, spec: str, name: str, backend: str,
             requests: list[TextToImageRequest], contest: Contest,
             request_timeout_s: float) -> RunResult:
+    client = _client(backend)
     try:
-        prepared = prepare(settings, parse_source(spec), backend, name=name,
-                           docker_client=_client(backend))
+        prepared = prepare(settings, parse_source(spec), backend, name=name, docker_client=client)
     except SubmissionError as exc:
         return _invalid(name, backend, exc.reason, exc.log_tail)
     limits = limits_for(settings, request_timeout_s=request_timeout_s,
                         load_timeout_s=contest.timeouts.load_s, run_timeout_s=contest.timeouts.run_s)
-    return benchmark(settings, prepared, requests, limits, client=_client(backend))
+    return benchmark(settings, prepared, requests, limits, client=client)
 
 
 def _client(backend: str):  # noqa: ANN202

@@ -38,9 +38,8 @@ def _code_size(root: Path) -> str:
     return f"{size / 2**20:.2f} MiB"
 
 
-def _blacklist(root: Path, blacklist: list[str]) -> str:
+def _blacklist(root: Path, pyproject: dict, blacklist: list[str]) -> str:
     banned = {lock.normalize(name) for name in blacklist}
-    pyproject = manifest.read_pyproject(root)
     declared = lock.requirement_names("\n".join(pyproject.get("project", {}).get("dependencies", [])))
     found = sorted(banned & (set(declared) | set(lock.locked_packages(root))))
     if found:
@@ -96,9 +95,15 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
     """Every check the validator runs before building; later checks need the earlier ones."""
     report = CheckReport()
     _check(report, "code-size", lambda: _code_size(root))
-    if not _check(report, "pyproject", lambda: (manifest.read_pyproject(root), "parses")[1]):
+    parsed: list[dict] = []
+
+    def _parse() -> str:
+        parsed.append(manifest.read_pyproject(root))
+        return "parses"
+
+    if not _check(report, "pyproject", _parse):
         return report
-    pyproject = manifest.read_pyproject(root)
+    pyproject = parsed[0]
     _check(report, "spec-version", lambda: f"version {manifest.spec_version(pyproject)}")
     _check(report, "start-inference", lambda: manifest.entry_point(pyproject))
     specs: list[ModelSpec] = []
@@ -113,7 +118,7 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
         from edgemaxx.blacklist import load_blacklist
 
         banned = [*settings.dependency_blacklist, *load_blacklist(settings.blacklist_file).dependencies]
-        _check(report, "blacklist", lambda: _blacklist(root, banned))
+        _check(report, "blacklist", lambda: _blacklist(root, pyproject, banned))
     return report
 
 

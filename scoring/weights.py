@@ -31,7 +31,8 @@ class Weighting(BaseModel):
     copies: dict[str, str] = Field(default_factory=dict)  # hotkey → earlier hotkey
 
 
-def _key(repository: str) -> str:
+def repository_key(repository: str) -> str:
+    """Repositories compare case-insensitively, without a trailing slash or `.git`."""
     return repository.lower().rstrip("/").removesuffix(".git")
 
 
@@ -42,11 +43,11 @@ def drop_duplicates(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, st
     seen_repo: dict[str, Entry] = {}
     seen_rev: dict[str, Entry] = {}
     for entry in sorted(entries, key=lambda e: (e.block, e.uid)):
-        earlier = seen_repo.get(_key(entry.repository)) or seen_rev.get(entry.revision.lower())
+        earlier = seen_repo.get(repository_key(entry.repository)) or seen_rev.get(entry.revision.lower())
         if earlier is not None:
             duplicates[entry.hotkey] = earlier.hotkey
             continue
-        seen_repo[_key(entry.repository)] = entry
+        seen_repo[repository_key(entry.repository)] = entry
         seen_rev[entry.revision.lower()] = entry
         kept.append(entry)
     return kept, duplicates

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import PreparedSubmission, RunResult
+from edgemaxx.models import PreparedSubmission, RunResult, RunStatus
 from edgemaxx.settings import Settings
 from images.build import venv_launcher, venv_python
 from sandbox.base import Limits, Sandbox
@@ -91,7 +91,7 @@ def benchmark(settings: Settings, prepared: PreparedSubmission, requests: list[T
 def median_run(runs: list[RunResult]) -> RunResult:
     """Of several runs of the same submission, the one with the median generation time: its
     metrics and outputs stay together, and one slow or fast run cannot move the reference."""
-    ok = [r for r in runs if r.status.value == "ok" and r.metrics.median_generation_time_s is not None]
+    ok = [r for r in runs if r.status is RunStatus.OK and r.metrics.median_generation_time_s is not None]
     if not ok:
         return runs[-1]
     ranked = sorted(ok, key=lambda r: r.metrics.median_generation_time_s or 0.0)

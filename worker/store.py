@@ -45,11 +45,15 @@ def load_record(redis: Redis, run_id: str, hotkey: str) -> SubmissionRecord | No
     return SubmissionRecord.model_validate_json(raw) if raw else None
 
 
-def records(redis: Redis, run_id: str) -> list[SubmissionRecord]:
+def _raw_records(redis: Redis, run_id: str) -> list[bytes | str]:
+    """Each submission's JSON: its landed result where there is one, else its live record."""
     live = redis.hgetall(keys.submissions(run_id))
     final = redis.hgetall(keys.results(run_id))
-    merged = {**live, **final}
-    return [SubmissionRecord.model_validate_json(v) for v in merged.values()]
+    return list({**live, **final}.values())
+
+
+def records(redis: Redis, run_id: str) -> list[SubmissionRecord]:
+    return [SubmissionRecord.model_validate_json(v) for v in _raw_records(redis, run_id)]
 
 
 def state_counts(redis: Redis, run_id: str) -> dict[str, int]:
@@ -57,10 +61,7 @@ def state_counts(redis: Redis, run_id: str) -> dict[str, int]:
     import json
     from collections import Counter
 
-    live = redis.hgetall(keys.submissions(run_id))
-    final = redis.hgetall(keys.results(run_id))
-    merged = {**live, **final}
-    return dict(Counter(json.loads(raw)["state"] for raw in merged.values()))
+    return dict(Counter(json.loads(raw)["state"] for raw in _raw_records(redis, run_id)))
 
 
 def land_result(redis: Redis, run_id: str, record: SubmissionRecord) -> bool:
