@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request
 from redis import Redis
 
-from edgemaxx import keys
 from edgemaxx.settings import Settings
+from state.limits import RedisNonceStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -22,17 +22,6 @@ def get_redis(request: Request) -> Redis:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
-
-
-class RedisNonceStore:
-    """Replay protection shared by every API process: one SET NX EX per (hotkey, nonce)."""
-
-    def __init__(self, redis: Redis, retention_s: int = 120) -> None:
-        self.redis = redis
-        self.retention_s = retention_s
-
-    def check_and_store(self, hotkey_ss58: str, nonce_ns: int) -> bool:
-        return bool(self.redis.set(f"{keys.NONCES}:{hotkey_ss58}:{nonce_ns}", "1", nx=True, ex=self.retention_s))
 
 
 async def require_operator(request: Request, settings: SettingsDep, redis: RedisDep,

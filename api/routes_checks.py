@@ -10,15 +10,15 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
-from rq import Queue
 
 from api.deps import RedisDep, SettingsDep
-from edgemaxx import keys
 from edgemaxx.contest import load_contest
 from edgemaxx.errors import SubmissionError
-from edgemaxx.records import CheckRecord
 from images.urls import validate_repository_url
-from worker import jobs
+from state.checks import load_check
+from state.limits import count_request
+from state.records import CheckRecord
+from worker.queues import enqueue_check
 
 router = APIRouter(tags=["checks"])
 
@@ -45,27 +45,19 @@ def create_check(body: CheckCreate, request: Request, redis: RedisDep, settings:
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from exc
     client = request.client.host if request.client else "unknown"
-    bucket = keys.rate("checks", client)
-    with redis.pipeline() as pipe:
-        pipe.incr(bucket)
-        pipe.expire(bucket, 3600, nx=True)
-        count, _ = pipe.execute()
+    count, retry_after = count_request(redis, "checks", client, 3600)
     if count > settings.checks_per_hour:
-        ttl = redis.ttl(bucket)
         raise HTTPException(429, f"at most {settings.checks_per_hour} checks an hour per client; "
-                                 f"try again in {max(ttl, 1)} s", headers={"Retry-After": str(max(ttl, 1))})
+                                 f"try again in {retry_after} s", headers={"Retry-After": str(retry_after)})
     record = CheckRecord(id=uuid.uuid4().hex, repository=url, revision=body.revision.lower(),
                          contest=body.contest)
-    redis.set(keys.check(record.id), record.model_dump_json(), ex=settings.check_ttl_s)
-    Queue(keys.QUEUE_CHECKS, connection=redis).enqueue(
-        jobs.run_check, record.id, job_id=f"check-{record.id}", job_timeout=settings.job_timeout_s,
-        description=f"check {url}@{record.revision}")
+    enqueue_check(redis, settings, record)
     return CheckAccepted(id=record.id)
 
 
 @router.get("/v1/checks/{check_id}", response_model=CheckRecord, responses={404: {}})
 def get_check(redis: RedisDep, check_id: str = Path(pattern=r"^[0-9a-f]{32}$")) -> CheckRecord:
-    raw = redis.get(keys.check(check_id))
-    if raw is None:
+    record = load_check(redis, check_id)
+    if record is None:
         raise HTTPException(404, f"no check {check_id} (checks are kept for a week)")
-    return CheckRecord.model_validate_json(raw)
+    return record

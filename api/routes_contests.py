@@ -8,7 +8,7 @@ from api.deps import RedisDep
 from api.schemas import BaselinePublic, ContestPublic
 from api.views import leaderboard
 from edgemaxx.contest import load_contest
-from worker import store
+from state import runs
 
 router = APIRouter(tags=["contests"])
 
@@ -22,11 +22,11 @@ def contest(redis: RedisDep, contest_id: str = ContestId) -> ContestPublic:
         definition = load_contest(contest_id)
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from exc
-    run = store.current_run(redis, contest_id)
+    run = runs.current_run(redis, contest_id)
     if run is None:
         raise HTTPException(404, f"contest {contest_id} has no run yet")
     baselines = [BaselinePublic(worker=w, metrics=r.metrics, summary=r.metrics.summary())
-                 for w, r in sorted(store.baselines(redis, run.id).items())]
+                 for w, r in sorted(runs.baselines(redis, run.id).items())]
     return ContestPublic(id=definition.id, description=definition.description, run_id=run.id,
                          seed=run.seed, inputs=len(run.inputs), baselines=baselines,
                          leaderboard=leaderboard(redis, run, definition))

@@ -13,9 +13,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from api.deps import RedisDep
-from edgemaxx import keys
 from edgemaxx.contest import all_contests
-from worker import store
+from state import metrics, workers
 from worker.queues import queue_depths
 
 router = APIRouter(tags=["metrics"])
@@ -28,9 +27,9 @@ class RedisCollector(Collector):
     def collect(self) -> Iterator:
         try:
             depths = queue_depths(self.redis, [c.id for c in all_contests()])
-            counters = self.redis.hgetall(keys.COUNTERS)
-            durations = [float(x) for x in self.redis.lrange(keys.DURATIONS, 0, -1)]
-            workers = store.workers(self.redis)
+            counters = metrics.counters(self.redis)
+            durations = metrics.durations(self.redis)
+            seen = workers.list_workers(self.redis)
         except RedisError:
             up = GaugeMetricFamily("edgemaxx_redis_up", "Redis reachable")
             up.add_metric([], 0)
@@ -44,10 +43,9 @@ class RedisCollector(Collector):
             depth.add_metric([name], count)
         yield depth
         jobs = CounterMetricFamily("edgemaxx_jobs", "Finished submissions by outcome", labels=["outcome"])
-        for raw_name, value in counters.items():
-            name = store.as_text(raw_name)
+        for name, value in counters.items():
             if name.startswith("jobs_"):
-                jobs.add_metric([name.removeprefix("jobs_")], float(value))
+                jobs.add_metric([name.removeprefix("jobs_")], value)
         yield jobs
         summary = SummaryMetricFamily("edgemaxx_benchmark_seconds",
                                       "Benchmark durations (last 1000), baseline included when run")
@@ -56,17 +54,18 @@ class RedisCollector(Collector):
         busy = GaugeMetricFamily("edgemaxx_gpu_busy_fraction", "Fraction of uptime a GPU worker was busy",
                                  labels=["worker"])
         alive = GaugeMetricFamily("edgemaxx_worker_alive", "Worker heartbeat fresh", labels=["worker"])
-        for worker, is_alive in workers:
+        now = time.time()
+        for worker, is_alive in seen:
             alive.add_metric([worker.name], 1 if is_alive else 0)
-            if worker.kind == "gpu":
-                uptime = max(time.time() - worker.started_at, 1e-9)
-                busy.add_metric([worker.name], min(1.0, worker.busy_seconds / uptime))
+            fraction = worker.busy_fraction(now)
+            if fraction is not None:
+                busy.add_metric([worker.name], fraction)
         yield busy
         yield alive
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(redis: RedisDep) -> Response:
+def prometheus(redis: RedisDep) -> Response:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RedisCollector(redis))
     return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")

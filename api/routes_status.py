@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from fastapi import APIRouter
@@ -10,9 +9,9 @@ from redis.exceptions import RedisError
 
 from api.deps import RedisDep
 from api.schemas import ContestProgress, StatusPublic, WorkerPublic
-from edgemaxx import keys
 from edgemaxx.contest import all_contests
-from worker import store
+from state import runs, workers
+from state.chain import load_chain_status
 from worker.queues import queue_depths
 
 router = APIRouter(tags=["status"])
@@ -25,23 +24,22 @@ def status(redis: RedisDep) -> StatusPublic:
     except RedisError:
         return StatusPublic(healthy=False, redis=False, workers=[], queues={}, contests=[])
     contest_ids = [c.id for c in all_contests()]
-    workers = []
-    for worker, alive in store.workers(redis):
-        uptime = max(time.time() - worker.started_at, 1e-9)
-        workers.append(WorkerPublic(
+    shown = []
+    now = time.time()
+    for worker, alive in workers.list_workers(redis):
+        shown.append(WorkerPublic(
             name=worker.name, kind=worker.kind, gpu=worker.gpu, gpu_name=worker.gpu_name,
             alive=alive, busy=worker.busy and alive, progress=worker.progress,
-            busy_fraction=min(1.0, worker.busy_seconds / uptime) if worker.kind == "gpu" else None))
+            busy_fraction=worker.busy_fraction(now)))
     contests = []
     for contest_id in contest_ids:
-        run = store.current_run(redis, contest_id)
+        run = runs.current_run(redis, contest_id)
         if run is None:
             continue
         contests.append(ContestProgress(
             contest=contest_id, run_id=run.id, seed=run.seed, started_at=run.started_at,
-            states=store.state_counts(redis, run.id), baseline_ready=run.baseline_prepared is not None,
+            states=runs.state_counts(redis, run.id), baseline_ready=run.baseline_prepared is not None,
             baseline_error=run.baseline_error))
-    chain = redis.get(keys.CHAIN_STATUS)
-    return StatusPublic(healthy=any(w.alive for w in workers), redis=True,
-                        workers=workers, queues=queue_depths(redis, contest_ids), contests=contests,
-                        chain=json.loads(chain) if chain else None)
+    return StatusPublic(healthy=any(w.alive for w in shown), redis=True,
+                        workers=shown, queues=queue_depths(redis, contest_ids), contests=contests,
+                        chain=load_chain_status(redis))

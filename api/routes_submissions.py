@@ -10,12 +10,11 @@ from fastapi import APIRouter, HTTPException, Path, status
 from api.deps import OperatorDep, RedisDep, SettingsDep
 from api.schemas import SubmissionAccepted, SubmissionCreate, SubmissionPublic
 from api.views import submission_view
-from edgemaxx import keys
 from edgemaxx.contest import load_contest
 from edgemaxx.errors import SubmissionError
 from edgemaxx.models import SourceKind, SubmissionSource
 from images.urls import validate_repository_url
-from worker import store
+from state import runs
 from worker.queues import start_run, submit
 
 router = APIRouter(tags=["submissions"])
@@ -25,13 +24,10 @@ router = APIRouter(tags=["submissions"])
             responses={404: {"description": "no submission from this hotkey"}})
 def get_submission(redis: RedisDep,
                    hotkey: str = Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")) -> SubmissionPublic:
-    run_ids = redis.zrevrange(keys.hotkey_runs(hotkey), 0, 0)
-    for raw in run_ids:
-        run = store.load_run(redis, store.as_text(raw))  # type: ignore[arg-type]
-        record = store.load_record(redis, run.id, hotkey) if run else None
-        if run and record:
-            return submission_view(run, record)
-    raise HTTPException(404, f"no submission from hotkey {hotkey}")
+    found = runs.latest_record(redis, hotkey)
+    if found is None:
+        raise HTTPException(404, f"no submission from hotkey {hotkey}")
+    return submission_view(*found)
 
 
 @router.post("/v1/submissions", response_model=SubmissionAccepted, status_code=status.HTTP_202_ACCEPTED,
@@ -43,7 +39,7 @@ def create_submission(body: SubmissionCreate, redis: RedisDep, settings: Setting
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from exc
     source = _source(body, settings.allow_local_sources, settings.allow_private_hosts)
-    run = store.current_run(redis, contest.id)
+    run = runs.current_run(redis, contest.id)
     if run is None:
         # Without the chain, a run per UTC day; the chain service seeds runs from block hashes.
         run = start_run(redis, settings, contest, f"manual-{dt.datetime.now(dt.UTC).date()}")

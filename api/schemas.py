@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from edgemaxx.models import Metrics
-from edgemaxx.records import Progress, SubmissionState
+from state.records import ChainStatus, Progress, SubmissionState
 
 
 class WorkerPublic(BaseModel):
@@ -35,7 +35,7 @@ class StatusPublic(BaseModel):
     workers: list[WorkerPublic]
     queues: dict[str, int]
     contests: list[ContestProgress]
-    chain: dict | None = None
+    chain: ChainStatus | None = None
 
 
 class BaselinePublic(BaseModel):

@@ -6,8 +6,8 @@ from redis import Redis
 
 from api.schemas import LeaderboardRow, SubmissionPublic
 from edgemaxx.contest import Contest
-from edgemaxx.records import ContestRun, SubmissionRecord, SubmissionState
-from worker import store
+from state import runs
+from state.records import ContestRun, SubmissionRecord, SubmissionState
 from worker.results import placeholder_uids, run_weights
 
 
@@ -17,7 +17,7 @@ def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
 
 
 def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[LeaderboardRow]:
-    records = store.records(redis, run.id)
+    records = runs.records(redis, run.id)
     uid_of = placeholder_uids(records)
     weighting = run_weights(redis, run, contest, records)
     flagged = {**{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},

@@ -11,28 +11,64 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from redis import Redis
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from edgemaxx.contest import load_contest
+from edgemaxx.models import SourceKind, SubmissionSource
+from edgemaxx.settings import Settings
+from state import workers
+from state.records import WorkerStatus
+from worker.queues import start_run, submit
 
-from edgemaxx.contest import load_contest  # noqa: E402
-from edgemaxx.models import SourceKind, SubmissionSource  # noqa: E402
-from edgemaxx.records import WorkerStatus  # noqa: E402
-from edgemaxx.settings import Settings  # noqa: E402
-from tests.service import RedisServer, free_port, http_ready  # noqa: E402
-from worker import store  # noqa: E402
-from worker.queues import start_run, submit  # noqa: E402
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """A throw-away redis-server on loopback (AOF as in production); yields its URL."""
+    port = free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (scripts/setup installs it)")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                             "--appendonly", "yes", "--save", ""],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                if Redis.from_url(url).ping():
+                    break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def seed(redis: Redis, settings: Settings, submissions: int) -> None:
@@ -42,7 +78,7 @@ def seed(redis: Redis, settings: Settings, submissions: int) -> None:
                SubmissionSource(kind=SourceKind.GIT, url=f"https://github.com/m{i}/flux", revision="abcdef0"),
                uid=i)
     for gpu in range(8):
-        store.publish_worker(redis, WorkerStatus(name=f"bench-gpu{gpu}", kind="gpu", gpu=gpu), 600)
+        workers.publish_worker(redis, WorkerStatus(name=f"bench-gpu{gpu}", kind="gpu", gpu=gpu), 600)
 
 
 async def load(url: str, clients: int, seconds: float) -> dict:
@@ -90,20 +126,18 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--enqueue", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-results" / "api-load.json")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench-results/api-load.json"))
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        redis_server = RedisServer(Path(tmp) / "redis")
-        redis_server.start()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(Path(tmp)) as redis_url:
         token = "bench-token"
-        settings = Settings(redis_url=redis_server.url, data_dir=Path(tmp))
-        redis = Redis.from_url(redis_server.url)
+        settings = Settings(redis_url=redis_url, data_dir=Path(tmp))
+        redis = Redis.from_url(redis_url)
         seed(redis, settings, args.submissions)
         port = free_port()
-        env = {**os.environ, "EDGEMAXX_REDIS_URL": redis_server.url, "EDGEMAXX_ADMIN_TOKEN": token,
+        env = {**os.environ, "EDGEMAXX_REDIS_URL": redis_url, "EDGEMAXX_ADMIN_TOKEN": token,
                "EDGEMAXX_API_PORT": str(port), "EDGEMAXX_DATA_DIR": tmp}
-        api = subprocess.Popen([sys.executable, "-m", "edgemaxx.cli", "api"], env=env,
+        api = subprocess.Popen([sys.executable, "-m", "cli", "api"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -115,7 +149,6 @@ def main() -> None:
         finally:
             api.terminate()
             api.wait(10)
-            redis_server.kill()
     result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seeded_submissions": args.submissions,
               "status": status, "enqueue_http": enqueue}
     args.out.parent.mkdir(parents=True, exist_ok=True)

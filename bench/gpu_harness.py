@@ -24,9 +24,13 @@ import sys
 import time
 import venv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+if TYPE_CHECKING:
+    from edgemaxx.models import TextToImageRequest
 
 FIXTURES = REPO / "tests" / "fixtures"
 WORK = Path("/tmp/edgemaxx-gpu")
@@ -34,7 +38,7 @@ WORK = Path("/tmp/edgemaxx-gpu")
 HOST_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
-def _requests(count: int, size: int, seed: str):
+def _requests(count: int, size: int, seed: str) -> list[TextToImageRequest]:
     from edgemaxx.contest import load_contest
     from edgemaxx.inputs import inputs
 
@@ -108,20 +112,21 @@ def make_environment() -> Path:
     return env_dir
 
 
-def sandboxed(fixture: str, env_dir: Path, requests, request_timeout_s: float, warmup: int) -> dict:
-    from edgemaxx.models import PreparedSubmission, SourceKind, SubmissionSource
+def sandboxed(fixture: str, env_dir: Path, requests: list[TextToImageRequest], request_timeout_s: float,
+              warmup: int) -> dict:
+    from edgemaxx.models import Backend, PreparedSubmission, SourceKind, SubmissionSource
     from edgemaxx.settings import Settings
     from images.source import code_bytes
-    from worker.benchmark import benchmark, limits_for
+    from worker.evaluate import benchmark, limits_for
 
     settings = Settings(data_dir=WORK / "data", gpu=0, sandbox_memory_mb=200_000, sandbox_tmpfs_mb=8192,
                         load_timeout_s=600, run_timeout_s=1800, sandbox_extra_env=HOST_ENV,
                         owner="gpu-harness", warmup_requests=warmup)
     code = FIXTURES / fixture
     prepared = PreparedSubmission(name=fixture, source=SubmissionSource(kind=SourceKind.LOCAL, path=code),
-                                  code_dir=code, backend="process", environment=str(env_dir),
+                                  code_dir=code, backend=Backend.PROCESS, environment=str(env_dir),
                                   code_bytes=code_bytes(code))
-    limits = limits_for(settings, request_timeout_s=request_timeout_s)
+    limits = limits_for(settings).model_copy(update={"request_timeout_s": request_timeout_s})
     started = time.perf_counter()
     result = benchmark(settings, prepared, requests, limits)
     wall = time.perf_counter() - started
@@ -220,7 +225,7 @@ def main() -> None:
         report["overhead_vs_pipeline_only"] = statistics.fmean(medians) / limit["median_pipeline_s"]
         report["cv_across_runs"] = _cv(medians)
     if args.groups > 1:
-        from worker.benchmark import median_run
+        from worker.evaluate import median_run
 
         groups = [[r["result"] for r in runs[g * args.repeats:(g + 1) * args.repeats]] for g in range(args.groups)]
         chosen = [median_run(group).metrics.median_generation_time_s for group in groups]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +44,7 @@ def commitment_bytes(fields: list) -> bytes:
     return raw
 
 
-def read_submissions(sub, netuid: int, *, active_contests: set[str], blacklist: Blacklist,  # noqa: ANN001
+def read_submissions(sub: Any, netuid: int, *, active_contests: set[str], blacklist: Blacklist,
                      baseline_urls: set[str], block: int | None = None) -> ReadReport:
     """Every commitment of the subnet, decoded and filtered, duplicates resolved by block."""
     block = block if block is not None else sub.block

@@ -10,50 +10,27 @@ submissions committed before that block, drops deregistered hotkeys, and every
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
 from redis import Redis
 
 from chain.reader import ChainSubmission, read_submissions
 from chain.schedule import first_block_at_or_after, run_start
-from edgemaxx import keys
 from edgemaxx.blacklist import load_blacklist
 from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import SourceKind, SubmissionSource
-from edgemaxx.records import ContestRun
 from edgemaxx.settings import Settings
-from worker import queues, store
+from state import runs
+from state.chain import save_chain_status
+from state.records import ChainStatus, ContestRun, WeightsAttempt
+from worker import queues
 from worker.results import is_finished, run_weights
 
 log = logging.getLogger(__name__)
-
-
-class WeightsAttempt(BaseModel):
-    block: int
-    at: float = Field(default_factory=time.time)
-    run_id: str | None = None
-    ok: bool
-    message: str
-    version_key: int | None = None
-    weights: dict[int, float] = Field(default_factory=dict)
-
-
-class ChainStatus(BaseModel):
-    block: int | None = None
-    updated_at: float = Field(default_factory=time.time)
-    runs: dict[str, str] = Field(default_factory=dict)  # contest → current run id
-    submissions: int = 0
-    rejected: dict[str, str] = Field(default_factory=dict)
-    dropped: dict[str, str] = Field(default_factory=dict)
-    last_weights: WeightsAttempt | None = None
-    error: str = ""
-    consecutive_errors: int = 0
 
 
 class ChainService:
@@ -98,14 +75,14 @@ class ChainService:
         self.status.consecutive_errors = 0
         self._publish()
 
-    def _current_run(self, sub, contest: Contest, head: int) -> ContestRun | None:  # noqa: ANN001
+    def _current_run(self, sub: Any, contest: Contest, head: int) -> ContestRun | None:
         start = run_start(contest, dt.datetime.fromtimestamp(self.clock(), dt.UTC))
         start_block = first_block_at_or_after(
             lambda n: int(sub.block_info(n).timestamp.timestamp() * 1000), head, int(start.timestamp() * 1000))
         if start_block is None:
             return None
         seed = sub.block_info(start_block).hash
-        current = store.current_run(self.redis, contest.id)
+        current = runs.current_run(self.redis, contest.id)
         if current is not None and current.seed != seed:
             self.previous_runs[contest.id] = current
         return queues.start_run(self.redis, self.settings, contest, seed, block=start_block)
@@ -116,17 +93,16 @@ class ChainService:
             queues.submit(self.redis, self.settings, run, entry.hotkey, source, uid=entry.uid, block=entry.block)
 
     def _drop_deregistered(self, run: ContestRun, registered: set[str]) -> None:
-        for record in store.records(self.redis, run.id):
+        for record in runs.records(self.redis, run.id):
             if record.hotkey not in registered:
-                self.redis.hdel(keys.submissions(run.id), record.hotkey)
-                self.redis.hdel(keys.results(run.id), record.hotkey)
+                runs.drop_submission(self.redis, run.id, record.hotkey)
                 log.info("dropped %s from %s: deregistered", record.hotkey, run.id)
 
     # ------------------------------------------------------------ weights
 
     def _finished_run(self, contest: Contest) -> ContestRun | None:
         """The newest run whose submissions are all final, with a baseline measured."""
-        current = store.current_run(self.redis, contest.id)
+        current = runs.current_run(self.redis, contest.id)
         for run in (current, self.previous_runs.get(contest.id)):
             if run is not None and is_finished(self.redis, run):
                 return run
@@ -180,7 +156,7 @@ class ChainService:
 
     def _publish(self) -> None:
         self.status.updated_at = self.clock()
-        self.redis.set(keys.CHAIN_STATUS, self.status.model_dump_json())
+        save_chain_status(self.redis, self.status)
 
     def run(self, stop: threading.Event | None = None, *, sleep: Callable[[float], None] = time.sleep,
             max_iterations: int | None = None, block_seconds: float = 12.0) -> None:
@@ -199,7 +175,7 @@ class ChainService:
                 delay = min(self.settings.chain_backoff_max_s, 2.0 ** self.status.consecutive_errors)
                 try:
                     self._publish()
-                except Exception:  # noqa: BLE001 - Redis down too; the next iteration retries
+                except Exception:
                     log.exception("could not publish chain status")
             sleep(delay)
 
@@ -211,7 +187,3 @@ class ChainService:
                 pass
         self.sub = None
 
-
-def status_json(redis: Redis) -> dict | None:
-    raw = redis.get(keys.CHAIN_STATUS)
-    return json.loads(raw) if raw else None

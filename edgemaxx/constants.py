@@ -18,3 +18,7 @@ SANDBOX_LAUNCHER = "/opt/edgemaxx/launch.py"
 # Submission limits from the SN39 rules.
 MAX_CODE_BYTES = 16 * 1024 * 1024
 MAX_MODELS_BYTES = 100 * 1024**3
+
+# A process-sandbox environment directory (built by images/, run by sandbox/).
+ENV_VENV_PYTHON = "venv/bin/python"
+ENV_LAUNCHER = "launch.py"

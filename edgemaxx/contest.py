@@ -7,11 +7,19 @@ from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
-
-from edgemaxx.settings import REPO_ROOT
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 CONTESTS_DIR = Path(__file__).resolve().parent / "contests"
+# Example submissions shipped with edgemaxx (package data): the demo's baseline and entrants.
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+
+
+def example_path(name: str) -> Path:
+    path = EXAMPLES_DIR / name
+    if not (path / "pyproject.toml").is_file():
+        known = ", ".join(sorted(p.name for p in EXAMPLES_DIR.iterdir() if p.is_dir()))
+        raise ValueError(f"unknown example submission {name!r} (known: {known})")
+    return path
 
 
 class SimilarityMetric(StrEnum):
@@ -38,19 +46,26 @@ class MetricWeights(BaseModel):
 
 
 class Baseline(BaseModel):
+    """One of: a repository at a revision, an example shipped with edgemaxx, or a local path
+    (absolute, or relative to the contest file)."""
+
     repository: str | None = None
     revision: str | None = None
-    path: str | None = None  # relative to the edgemaxx checkout, for the demo
+    example: str | None = None
+    path: Path | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Baseline:
-        if bool(self.path) == bool(self.repository and self.revision):
-            raise ValueError("baseline needs either path, or repository and revision")
+        given = [bool(self.repository and self.revision), bool(self.example), bool(self.path)]
+        if sum(given) != 1:
+            raise ValueError("baseline needs exactly one of: repository and revision, example, path")
         return self
 
     def spec(self) -> str:
+        if self.example:
+            return str(example_path(self.example))
         if self.path:
-            return str((REPO_ROOT / self.path).resolve())
+            return str(self.path)
         return f"{self.repository}@{self.revision}"
 
 
@@ -85,6 +100,9 @@ class Contest(BaseModel):
     weights: MetricWeights
     similarity_metric: SimilarityMetric
     similarity_floor: float = Field(ge=0, lt=1)
+    # A measured ratio within this margin of 1 counts as 1 (a tie with the baseline): the spread
+    # between repeated runs of the same code on the contest's hardware. See docs/benchmarks.md.
+    noise_margin: float = Field(default=0.0, ge=0, lt=1)
     inputs: Inputs
     timeouts: Timeouts = Field(default_factory=lambda: Timeouts())
     schedule: Schedule = Field(default_factory=lambda: Schedule())
@@ -111,7 +129,13 @@ def _load(id_or_path: str) -> Contest:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in CONTESTS_DIR.glob("*.toml")))
         raise ValueError(f"unknown contest {id_or_path!r} (known: {known})")
-    return Contest.model_validate(tomllib.loads(path.read_text()))
+    try:
+        contest = Contest.model_validate(tomllib.loads(path.read_text()))
+    except (tomllib.TOMLDecodeError, ValidationError) as exc:
+        raise ValueError(f"contest file {path} is invalid: {exc}") from exc
+    if contest.baseline.path is not None and not contest.baseline.path.is_absolute():
+        contest.baseline.path = (path.parent / contest.baseline.path).resolve()
+    return contest
 
 
 def all_contests() -> list[Contest]:

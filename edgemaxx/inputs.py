@@ -11,7 +11,7 @@ import itertools
 from functools import cache
 
 from edgemaxx.contest import Contest
-from sandbox.protocol import TextToImageRequest
+from edgemaxx.models import TextToImageRequest
 
 _SUBJECTS = (
     "a red fox", "an old lighthouse", "a bowl of ramen", "a vintage bicycle", "a snow leopard",

@@ -9,6 +9,31 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 
+class Backend(StrEnum):
+    """Where a submission runs: a Docker container, or the process sandbox (hosts without Docker)."""
+
+    DOCKER = "docker"
+    PROCESS = "process"
+
+
+class BackendChoice(StrEnum):
+    """What an operator asks for: a backend, or `auto` (Docker when reachable)."""
+
+    AUTO = "auto"
+    DOCKER = "docker"
+    PROCESS = "process"
+
+
+class TextToImageRequest(BaseModel):
+    """The inference request, byte-compatible with SN39's `pipelines.models.TextToImageRequest`."""
+
+    prompt: str
+    negative_prompt: str | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: int | None = None
+
+
 class SourceKind(StrEnum):
     LOCAL = "local"
     GIT = "git"
@@ -124,7 +149,7 @@ class RunResult(BaseModel):
     """One submission run in a sandbox: metrics, per-request outcomes, and the miner's log tail."""
 
     name: str
-    backend: str
+    backend: Backend
     status: RunStatus
     reason: str = ""
     metrics: Metrics = Field(default_factory=Metrics)
@@ -140,7 +165,7 @@ class PreparedSubmission(BaseModel):
     name: str
     source: SubmissionSource
     code_dir: Path
-    backend: str  # "docker" or "process"
+    backend: Backend
     environment: str  # image tag, or venv directory
     models: list[ModelSpec] = Field(default_factory=list)
     code_bytes: int = 0

@@ -9,7 +9,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from edgemaxx.models import BackendChoice
+
+
+def checkout_root() -> Path | None:
+    """The source checkout edgemaxx runs from, if any (None for an installed wheel)."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
 
 
 def _default_data_dir() -> Path:
@@ -21,9 +27,11 @@ def _default_data_dir() -> Path:
 
 
 def _default_wheelhouse() -> Path | None:
-    # scripts/setup puts a CPU torch wheel here for the CPU fixtures and the demo.
-    local = REPO_ROOT / "wheelhouse"
-    return local if local.is_dir() else None
+    # scripts/setup puts a CPU torch wheel in the checkout's wheelhouse/ for the CPU fixtures and
+    # the demo; an installed edgemaxx has none unless EDGEMAXX_WHEELHOUSE names one.
+    root = checkout_root()
+    local = root / "wheelhouse" if root else None
+    return local if local and local.is_dir() else None
 
 
 def _default_process_python() -> Path:
@@ -41,7 +49,7 @@ class Settings(BaseSettings):
 
     # Building sandbox images.
     base_image: str = "edgemaxx-base:bookworm"
-    sandbox_dockerfile: Path = REPO_ROOT / "Dockerfile.sandbox"
+    sandbox_dockerfile: Path | None = None  # None: the one shipped in images/
     # Extra wheels offered to pip (--find-links) at build time.
     wheelhouse: Path | None = Field(default_factory=_default_wheelhouse)
     extra_ca_bundle: Path | None = None  # PEM appended to the system bundle for builds and clones
@@ -56,7 +64,7 @@ class Settings(BaseSettings):
     allow_private_hosts: bool = False  # tests serve git over https on loopback
 
     # Running.
-    sandbox_backend: str = "auto"  # auto | docker | process
+    sandbox_backend: BackendChoice = BackendChoice.AUTO
     sandbox_uid: int = 10001
     process_python: Path = Field(default_factory=_default_process_python)
     sandbox_memory_mb: int = 16384

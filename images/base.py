@@ -10,13 +10,17 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgemaxx.errors import InfrastructureError
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 PACKAGES = "python3,python3-venv,ca-certificates"
 
 
-def base_image_exists(client, name: str) -> bool:  # noqa: ANN001
+def base_image_exists(client: DockerClient, name: str) -> bool:
     import docker.errors
 
     try:
@@ -26,7 +30,7 @@ def base_image_exists(client, name: str) -> bool:  # noqa: ANN001
     return True
 
 
-def build_base_image(client, name: str, suite: str = "bookworm", *, force: bool = False,  # noqa: ANN001
+def build_base_image(client: DockerClient, name: str, suite: str = "bookworm", *, force: bool = False,
                      timeout_s: float = 900.0) -> bool:
     """debootstrap a minbase root filesystem and `docker import` it; False if it already existed."""
     if not force and base_image_exists(client, name):

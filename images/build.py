@@ -13,15 +13,23 @@ import re
 import shutil
 import subprocess
 import tempfile
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from edgemaxx.constants import LABEL_IMAGE_KEY
+from edgemaxx.constants import ENV_LAUNCHER, ENV_VENV_PYTHON, LABEL_IMAGE_KEY
 from edgemaxx.errors import InfrastructureError, SubmissionError
+from edgemaxx.models import Backend
 from edgemaxx.settings import Settings
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
-LAUNCHER = Path(__file__).resolve().parents[1] / "sandbox" / "launch.py"
+# Package data: the sandbox image recipe (here) and the launcher the sandbox runs (in sandbox/).
+SHIPPED_DOCKERFILE = Path(__file__).resolve().parent / "Dockerfile.sandbox"
+LAUNCHER = Path(str(resources.files("sandbox").joinpath("launch.py")))
 SYSTEM_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
 # Build failures that are the network's or ours, not the lock's: retry instead of blaming.
@@ -45,11 +53,17 @@ def _wheels(settings: Settings) -> list[Path]:
     return sorted(p for p in Path(settings.wheelhouse).glob("*.whl") if p.is_file())
 
 
-def environment_key(settings: Settings, requirements: str, flavour: str) -> str:
+def dockerfile(settings: Settings) -> Path:
+    return settings.sandbox_dockerfile or SHIPPED_DOCKERFILE
+
+
+def environment_key(settings: Settings, requirements: str, backend: Backend) -> str:
+    """Content key of an environment: everything that goes into building it, nothing else."""
+    interpreter = settings.base_image if backend is Backend.DOCKER else str(settings.process_python)
     digest = hashlib.sha256()
     for part in (
-        flavour.encode(),
-        settings.sandbox_dockerfile.read_bytes() if flavour.startswith("docker") else b"",
+        f"{backend.value}:{interpreter}".encode(),
+        dockerfile(settings).read_bytes() if backend is Backend.DOCKER else b"",
         requirements.encode(),
         LAUNCHER.read_bytes(),
         _ca_bundle(settings),
@@ -74,7 +88,7 @@ def image_tag(key: str) -> str:
     return f"edgemaxx-sandbox:{key}"
 
 
-def build_image(client, settings: Settings, requirements: str) -> str:  # noqa: ANN001
+def build_image(client: DockerClient, settings: Settings, requirements: str) -> str:
     """Build (or reuse) the sandbox image for these requirements; returns its tag."""
     import docker.errors
 
@@ -85,7 +99,7 @@ def build_image(client, settings: Settings, requirements: str) -> str:  # noqa: 
             f"base image {settings.base_image} is missing: run `edgemaxx base-image` "
             "(or set EDGEMAXX_BASE_IMAGE to a CUDA + Python image)"
         ) from exc
-    key = environment_key(settings, requirements, f"docker:{settings.base_image}")
+    key = environment_key(settings, requirements, Backend.DOCKER)
     tag = image_tag(key)
     try:
         client.images.get(tag)
@@ -97,7 +111,7 @@ def build_image(client, settings: Settings, requirements: str) -> str:  # noqa: 
     with tempfile.TemporaryDirectory(prefix="edgemaxx-build-") as ctx_dir:
         # 1. Assemble a context holding only what the build needs: no repo, no host secrets.
         ctx = Path(ctx_dir)
-        shutil.copyfile(settings.sandbox_dockerfile, ctx / "Dockerfile")
+        shutil.copyfile(dockerfile(settings), ctx / "Dockerfile")
         (ctx / "requirements.txt").write_text(requirements)
         (ctx / "ca.pem").write_bytes(_ca_bundle(settings))
         shutil.copyfile(LAUNCHER, ctx / "launch.py")
@@ -135,13 +149,13 @@ def build_image(client, settings: Settings, requirements: str) -> str:  # noqa: 
 
 def build_venv(settings: Settings, requirements: str) -> Path:
     """Build (or reuse) a venv for these requirements, installed as the sandbox user."""
-    key = environment_key(settings, requirements, f"venv:{settings.process_python}")
+    key = environment_key(settings, requirements, Backend.PROCESS)
     target = settings.envs_dir / key
     if (target / ".complete").exists():
         return target
     settings.envs_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="venv-", dir=settings.envs_dir))
-    venv = work / "venv"
+    venv = (work / ENV_VENV_PYTHON).parents[1]
     try:
         (work / "requirements.txt").write_text(requirements)
         (work / "ca.pem").write_bytes(_ca_bundle(settings))
@@ -149,7 +163,7 @@ def build_venv(settings: Settings, requirements: str) -> Path:
         home.mkdir()
         subprocess.run([str(settings.process_python), "-m", "venv", str(venv)], check=True,
                        timeout=300, capture_output=True)
-        shutil.copyfile(LAUNCHER, work / "launch.py")
+        shutil.copyfile(LAUNCHER, work / ENV_LAUNCHER)
         _own(work, settings.sandbox_uid)
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-input",
                "-r", str(work / "requirements.txt")]
@@ -178,12 +192,14 @@ def build_venv(settings: Settings, requirements: str) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def venv_python(env_dir: Path) -> Path:
-    return env_dir / "venv" / "bin" / "python"
-
-
-def venv_launcher(env_dir: Path) -> Path:
-    return env_dir / "launch.py"
+def build_environment(settings: Settings, requirements: str, backend: Backend,
+                      docker_client: DockerClient | None) -> str:
+    """The image tag (Docker) or venv directory (process sandbox) for these requirements."""
+    if backend is Backend.DOCKER:
+        if docker_client is None:
+            raise InfrastructureError("a Docker build needs a Docker client")
+        return build_image(docker_client, settings, requirements)
+    return str(build_venv(settings, requirements))
 
 
 def _own(path: Path, uid: int) -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgemaxx.constants import MAX_CODE_BYTES, MAX_MODELS_BYTES
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import CheckReport, CheckResult, ModelSpec, SubmissionSource
+from edgemaxx.models import Backend, CheckReport, CheckResult, ModelSpec, SubmissionSource
 from edgemaxx.settings import Settings
 from images import lock, manifest
 from images.source import code_bytes
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +126,10 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
     return report
 
 
-def full_check(settings: Settings, source: SubmissionSource, *, build: bool, backend: str = "auto",
-               docker_client=None) -> CheckReport:  # noqa: ANN001
+def full_check(settings: Settings, source: SubmissionSource, *, backend: Backend | None,
+               docker_client: DockerClient | None = None) -> CheckReport:
     """What a miner runs before committing, and what the validator's check queue runs: the
-    source (clone), every static check, and unless `build` is off, the sandbox build."""
+    source (clone), every static check, and with a backend, the sandbox build for it."""
     from images import build as builder
     from images.source import fetch_source
 
@@ -139,14 +143,13 @@ def full_check(settings: Settings, source: SubmissionSource, *, build: bool, bac
     if not _check(report, "source", _fetch):
         return report
     report.checks.extend(static_checks(code_dir[0], settings).checks)
-    if not build or not report.ok:
+    if backend is None or not report.ok:
         return report
 
     def _build() -> str:
         requirements = lock.export_requirements(code_dir[0])
-        if backend == "docker":
-            return f"image {builder.build_image(docker_client, settings, requirements)}"
-        return f"venv {builder.build_venv(settings, requirements)}"
+        environment = builder.build_environment(settings, requirements, backend, docker_client)
+        return f"{'image' if backend is Backend.DOCKER else 'venv'} {environment}"
 
     _check(report, "build", _build)
     return report

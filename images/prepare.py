@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import PreparedSubmission, SubmissionSource
+from edgemaxx.models import Backend, PreparedSubmission, SubmissionSource
 from edgemaxx.settings import Settings
 from images import build, lock, manifest
 from images.checks import static_checks
 from images.prefetch import prefetch
 from images.source import code_bytes, fetch_source
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +24,9 @@ def _quiet(phase: str) -> None:
     return None
 
 
-def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name: str | None = None,
-            docker_client=None, progress: Callable[[str], None] = _quiet) -> PreparedSubmission:  # noqa: ANN001
+def prepare(settings: Settings, source: SubmissionSource, backend: Backend, *, name: str | None = None,
+            docker_client: DockerClient | None = None,
+            progress: Callable[[str], None] = _quiet) -> PreparedSubmission:
     """Raise SubmissionError (with the failing check's reason) or return what the run needs."""
     # 1. Source: a local directory as is, or a safe clone.
     progress("cloning")
@@ -38,12 +43,7 @@ def prepare(settings: Settings, source: SubmissionSource, backend: str, *, name:
     # 3. The environment, keyed by the locked requirements.
     requirements = lock.export_requirements(code_dir)
     progress("building")
-    if backend == "docker":
-        environment = build.build_image(docker_client, settings, requirements)
-    elif backend == "process":
-        environment = str(build.build_venv(settings, requirements))
-    else:
-        raise ValueError(f"unknown sandbox backend {backend!r}")
+    environment = build.build_environment(settings, requirements, backend, docker_client)
 
     # 4. Models into the shared cache (mounted read-only at run time).
     progress("fetching models")

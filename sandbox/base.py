@@ -8,6 +8,7 @@ from typing import Protocol
 import psutil
 from pydantic import BaseModel
 
+from edgemaxx.models import Backend
 from sandbox.sampler import Probe
 
 
@@ -20,6 +21,7 @@ class Limits(BaseModel):
     warmup_requests: int = 1
     memory_mb: int = 16384
     scratch_mb: int = 2048
+    shm_mb: int = 1024
     pids: int = 1024
     cpus: float | None = None
     max_output_bytes: int = 16 * 1024 * 1024
@@ -27,7 +29,7 @@ class Limits(BaseModel):
 
 
 class Sandbox(Protocol):
-    backend: str
+    backend: Backend
     enforces_memory: bool  # the kernel enforces the memory limit (Docker); else the sampler does
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgemaxx.constants import (
     LABEL_OWNER,
@@ -16,35 +16,18 @@ from edgemaxx.constants import (
     SANDBOX_VENV,
 )
 from edgemaxx.errors import InfrastructureError
+from edgemaxx.models import Backend
 from sandbox.base import Limits, describe_exit, tree_pids, tree_rss
 from sandbox.sampler import Probe
 from sandbox.workspace import Workspace, create_workspace, remove_workspace
 
+if TYPE_CHECKING:
+    from docker import DockerClient
+
 log = logging.getLogger(__name__)
 
 
-def docker_client(timeout_s: float = 60.0):  # noqa: ANN201
-    """A client for the local engine, or InfrastructureError saying it is unreachable."""
-    import docker
-    import docker.errors
-
-    try:
-        client = docker.from_env(timeout=int(timeout_s))
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise InfrastructureError(f"Docker engine unreachable: {exc}") from exc
-    return client
-
-
-def docker_available() -> bool:
-    try:
-        docker_client(timeout_s=5).close()
-    except InfrastructureError:
-        return False
-    return True
-
-
-def reap(client, owner: str | None = None) -> int:  # noqa: ANN001
+def reap(client: DockerClient, owner: str | None = None) -> int:
     """Remove sandbox containers left by a crash (all of them, or one owner's)."""
     filters = {"label": [LABEL_SANDBOX] + ([f"{LABEL_OWNER}={owner}"] if owner else [])}
     removed = 0
@@ -58,10 +41,10 @@ def reap(client, owner: str | None = None) -> int:  # noqa: ANN001
 
 
 class DockerSandbox:
-    backend = "docker"
+    backend = Backend.DOCKER
     enforces_memory = True
 
-    def __init__(self, client, image: str, code_dir: Path, models_dir: Path, runs_dir: Path,  # noqa: ANN001
+    def __init__(self, client: DockerClient, image: str, code_dir: Path, models_dir: Path, runs_dir: Path,
                  limits: Limits, *, uid: int, gpu: int | None, owner: str, run_id: str,
                  extra_env: dict[str, str] | None = None) -> None:
         self.client = client
@@ -131,7 +114,7 @@ class DockerSandbox:
                 mem_limit=f"{limits.memory_mb}m",
                 memswap_limit=f"{limits.memory_mb}m",  # equal: no swap to hide in
                 nano_cpus=int(limits.cpus * 1e9) if limits.cpus else None,
-                shm_size="1g",
+                shm_size=f"{limits.shm_mb}m",
                 init=True,
                 ipc_mode="private",
                 device_requests=(

@@ -8,18 +8,19 @@ an editable install would: the package directory on sys.path, then `module:funct
 import importlib
 import os
 import sys
+from typing import Any
 
 
-def _load_toml(path):
+def _load_toml(path: str) -> dict[str, Any]:
     try:
         import tomllib as toml
     except ImportError:  # Python < 3.11
-        import tomli as toml
+        import tomli as toml  # type: ignore[import-not-found,no-redef]
     with open(path, "rb") as handle:
         return toml.load(handle)
 
 
-def _package_dir(app, pyproject):
+def _package_dir(app: str, pyproject: dict[str, Any]) -> str:
     package_dir = pyproject.get("tool", {}).get("setuptools", {}).get("package-dir", {})
     if "" in package_dir:
         return os.path.join(app, package_dir[""])
@@ -27,7 +28,7 @@ def _package_dir(app, pyproject):
     return src if os.path.isdir(src) else app
 
 
-def main():
+def main() -> None:
     app = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.getcwd())
     pyproject = _load_toml(os.path.join(app, "pyproject.toml"))
     target = pyproject["project"]["scripts"]["start_inference"]
@@ -38,7 +39,7 @@ def main():
     os.chdir(app)
     sys.argv = ["start_inference"]
 
-    entry = importlib.import_module(module_name.strip())
+    entry: Any = importlib.import_module(module_name.strip())
     for part in attribute.strip().split("."):
         entry = getattr(entry, part)
     sys.exit(entry())

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from edgemaxx.errors import InfrastructureError
+from edgemaxx.models import Backend
 from sandbox.base import Limits, describe_exit, tree_pids, tree_rss
 from sandbox.logs import LogTail
 from sandbox.sampler import Probe
@@ -40,7 +41,7 @@ def _namespaces() -> list[str]:
 
 
 class ProcessSandbox:
-    backend = "process"
+    backend = Backend.PROCESS
     enforces_memory = False
 
     def __init__(self, python: Path, launcher: Path, code_dir: Path, models_dir: Path,

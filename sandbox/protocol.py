@@ -15,19 +15,9 @@ import time
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel
 
 from edgemaxx.errors import SubmissionError
-
-
-class TextToImageRequest(BaseModel):
-    """The inference request, byte-compatible with SN39's `pipelines.models.TextToImageRequest`."""
-
-    prompt: str
-    negative_prompt: str | None = None
-    width: int | None = None
-    height: int | None = None
-    seed: int | None = None
+from edgemaxx.models import TextToImageRequest
 
 
 class ProtocolTimeout(SubmissionError):

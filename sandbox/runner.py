@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import RequestOutcome, RunResult, RunStatus
+from edgemaxx.models import RequestOutcome, RunResult, RunStatus, TextToImageRequest
 from sandbox.base import Limits, Sandbox
 from sandbox.gpu import Gpu
 from sandbox.logs import cap
-from sandbox.protocol import InferenceClient, ProtocolTimeout, TextToImageRequest, check_image
+from sandbox.protocol import InferenceClient, ProtocolTimeout, check_image
 from sandbox.sampler import Sampler
 from sandbox.workspace import tree_bytes
 

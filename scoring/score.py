@@ -6,6 +6,10 @@ ratio_m = baseline_m / submission_m for each lower-is-better metric m (generatio
 energy, RAM, size, load time), so 2× faster gives 2 for that term; s = (mean similarity − floor)
 / (1 − floor), 0 at the floor and 1 for identical outputs. The baseline scores exactly 1. A
 submission whose worst input is below the floor, or that is invalid, gets no score.
+
+A ratio within the contest's noise margin of 1 (1/(1+m) ≤ ratio ≤ 1+m) counts as exactly 1: the
+measurement cannot tell such a difference from run-to-run noise, so nobody earns or loses by it,
+and the baseline measured against itself scores 1.
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ class ScoreBreakdown(BaseModel):
 
 def similarity_term(mean_similarity: float, floor: float) -> float:
     return min(1.0, max(0.0, (mean_similarity - floor) / (1.0 - floor)))
+
+
+def within_noise(ratio: float, margin: float) -> bool:
+    return 1.0 / (1.0 + margin) <= ratio <= 1.0 + margin
 
 
 def combine(terms: dict[str, float], weights: MetricWeights) -> float:
@@ -81,7 +89,13 @@ def score(baseline: Metrics, submission: Metrics, similarity_mean: float, simila
             terms[name] = 1.0 if base <= 0 else float("inf")
             notes.append(f"{name} measured as 0")
             continue
-        terms[name] = base / mine
+        ratio = base / mine
+        if within_noise(ratio, contest.noise_margin):
+            if ratio != 1.0:
+                notes.append(f"{name} ratio {ratio:.4f} is within the ±{contest.noise_margin:.0%} noise margin; "
+                             "counted as equal to the baseline")
+            ratio = 1.0
+        terms[name] = ratio
     if weights.similarity > 0:
         terms["similarity"] = similarity_term(similarity_mean, floor)
     if any(math.isinf(v) for v in terms.values()):

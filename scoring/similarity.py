@@ -8,6 +8,7 @@ the CLI stay light.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import statistics
 from functools import cache
@@ -76,7 +77,9 @@ def _model(metric: SimilarityMetric, device: str) -> Any:
     else:
         from stlpips_pytorch import stlpips
 
-        model = stlpips.LPIPS(net="alex", variant="shift_tolerant")
+        # It prints where it loads its weights from; that is not the CLI's output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = stlpips.LPIPS(net="alex", variant="shift_tolerant")
     model = model.eval().to(device)
     for parameter in model.parameters():
         parameter.requires_grad_(False)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from edgemaxx.contest import Contest, NoWinner
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Outputs whose mean absolute pixel difference (0-255) is under this, on every input, are copies.
 COPY_TOLERANCE = 1.0
@@ -53,7 +57,7 @@ def drop_duplicates(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, st
     return kept, duplicates
 
 
-def _thumbnail(data: bytes | None):  # noqa: ANN202
+def _thumbnail(data: bytes | None) -> np.ndarray | None:
     import numpy as np
     from PIL import Image
 

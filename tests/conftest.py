@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edgemaxx.settings import REPO_ROOT, Settings
+from edgemaxx.models import Backend, SourceKind, SubmissionSource
+from edgemaxx.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = ["crash-at-load", "no-socket", "hang-on-request", "garbage-output", "memory-hog",
@@ -42,7 +45,7 @@ def settings() -> Settings:
 @pytest.fixture(scope="session")
 def docker_client():
     from edgemaxx.errors import InfrastructureError
-    from sandbox.docker_backend import docker_client as connect
+    from sandbox.select import connect_docker as connect
 
     try:
         client = connect(timeout_s=600)
@@ -65,12 +68,12 @@ def base_image(docker_client, settings):
 @pytest.fixture(scope="session")
 def prepared(settings, docker_client, base_image):
     """prepared(name, backend) → PreparedSubmission, built once per session (then cached)."""
-    from edgemaxx.models import SourceKind, SubmissionSource
     from images.prepare import prepare
 
     cache: dict[tuple[str, str], object] = {}
 
-    def get(name: str, backend: str):
+    def get(name: str, backend: Backend):
+        backend = Backend(backend)
         if (name, backend) not in cache:
             source = SubmissionSource(kind=SourceKind.LOCAL, path=fixture_path(name))
             cache[(name, backend)] = prepare(settings, source, backend, name=name,

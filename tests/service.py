@@ -69,7 +69,7 @@ class Service:
 
     def start(self) -> Service:
         handle = self.log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "edgemaxx.cli", *self.args], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", *self.args], env=self.env,
                                      stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -100,7 +100,7 @@ class Service:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-def wait_for(predicate, timeout_s: float, what: str, logs: list[Service] = ()):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout_s: float, what: str, logs: list[Service] = ()):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import fixture_path
 
-EDGEMAXX = [sys.executable, "-m", "edgemaxx.cli"]
+EDGEMAXX = [sys.executable, "-m", "cli"]
 
 
 def _run(args: list[str], settings) -> subprocess.CompletedProcess[str]:
@@ -33,10 +33,27 @@ def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
     for row in (baseline_row, submission_row):
         assert " ok " in row and "3/3 decoded" in row
     assert f"{backend} sandbox · 3 inputs" in result.stdout
+    # It ends as a validator would: similarity, each score term with its weight, the score.
+    assert "similarity (st-lpips): mean 1.000, worst input 1.000" in result.stdout
+    assert "│ generation_time │" in result.stdout and "│ similarity      │ 1.0000 │   0.50 │" in result.stdout
+    score_line = result.stdout.strip().splitlines()[-1]
+    assert score_line.startswith("score: ") and float(score_line.split()[1]) > 1.0, score_line
     assert len(list((out / "baseline").glob("*.jpg"))) == 3
     assert len(list((out / "submission").glob("*.jpg"))) == 3
     report = json.loads((out / "report.json").read_text())
     assert report["backend"] == backend and report["error"] == ""
+    assert report["score"] > 1.0 and report["score_terms"]["generation_time"] > 1.0
+
+
+def test_the_baseline_against_itself_scores_exactly_one(settings, base_image):
+    result = _run(["bench", str(fixture_path("flux-baseline")), "--sandbox", "process", "--inputs", "3", "--json"],
+                  settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["similarity"]["per_input"] == [1.0, 1.0, 1.0], "same code, same seeds: identical images"
+    # Its time differs from its own by run-to-run noise only, inside demo-cpu's noise margin.
+    assert report["score_terms"] == {"generation_time": 1.0, "similarity": 1.0}
+    assert report["score"] == 1.0
 
 
 def test_bench_json_and_invalid_submission_exit_status(settings, base_image):
@@ -51,7 +68,7 @@ def test_bench_json_and_invalid_submission_exit_status(settings, base_image):
     assert report["submission"]["status"] == "invalid"
     assert "do not decode as an image" in report["submission"]["reason"]
     # The request timeout came from the baseline (factor × its mean, floored).
-    assert report["request_timeout_s"] >= settings.request_timeout_floor_s
+    assert report["verdict"]["request_timeout_s"] >= settings.request_timeout_floor_s
 
 
 def test_bench_baseline_failure_is_an_error_of_the_run(settings, base_image):

@@ -13,7 +13,7 @@ from tests.service import free_port
 def test_demo_prints_the_leaderboard(base_image):
     env = {key: value for key, value in os.environ.items() if not key.startswith("EDGEMAXX_")}
     env.update({"EDGEMAXX_DATA_DIR": str(TEST_DATA), "COLUMNS": "200"})
-    result = subprocess.run([sys.executable, "-m", "edgemaxx.cli", "demo", "--port", str(free_port())],
+    result = subprocess.run([sys.executable, "-m", "cli", "demo", "--port", str(free_port())],
                             capture_output=True, text=True, timeout=1200, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()

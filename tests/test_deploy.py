@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from edgemaxx.settings import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _compose(*files: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +37,7 @@ def test_compose_file_validates():
 
 def test_one_worker_per_gpu_override(tmp_path):
     override = tmp_path / "override.yml"
-    generated = subprocess.run([sys.executable, "-m", "edgemaxx.cli", "compose-gpus", "0,1,3"],
+    generated = subprocess.run([sys.executable, "-m", "cli", "compose-gpus", "0,1,3"],
                                capture_output=True, text=True, check=True, timeout=60)
     override.write_text(generated.stdout)
     result = _compose("docker-compose.yml", str(override))
@@ -50,8 +50,8 @@ def test_one_worker_per_gpu_override(tmp_path):
 
 def test_imports_do_no_work():
     """`import api, worker, sandbox, images, scoring, chain` needs no environment and no I/O."""
-    code = ("import sys; import api, worker, sandbox, images, scoring, chain, edgemaxx.cli, api.app, "
-            "worker.jobs, worker.process, edgemaxx.demo; "
+    code = ("import sys; import api, worker, sandbox, images, scoring, chain, cli, api.app, "
+            "worker.jobs, worker.process, cli.demo; "
             "heavy = [m for m in ('torch', 'docker', 'lpips', 'diffusers') if m in sys.modules]; "
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from edgemaxx import keys
-from edgemaxx.records import Progress, WorkerStatus
 from edgemaxx.settings import Settings
-from worker import store
+from state import workers
+from state.records import Progress, WorkerStatus
 
 
 @dataclass
@@ -38,16 +37,15 @@ class WorkerContext:
             if busy and self._busy_since is None:
                 self._busy_since = now
             elif not busy and self._busy_since is not None:
-                # Jobs run in a forked work horse: the total lives in Redis, not in this process.
-                self.redis.hincrbyfloat(keys.WORKER_BUSY, self.status.name, now - self._busy_since)
+                workers.add_busy(self.redis, self.status.name, now - self._busy_since)
                 self._busy_since = None
             self.status.busy = busy
-            store.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
+            workers.publish_worker(self.redis, self.status, self.settings.worker_heartbeat_ttl_s)
 
     def heartbeat(self) -> None:
         """Liveness only: the status itself is written by whoever runs the job (the work horse),
         and the parent's copy of it is stale while a job runs."""
-        store.refresh_alive(self.redis, self.status.name, self.settings.worker_heartbeat_ttl_s)
+        workers.refresh_alive(self.redis, self.status.name, self.settings.worker_heartbeat_ttl_s)
 
 
 _current: WorkerContext | None = None

@@ -13,11 +13,11 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
-from edgemaxx import keys
 from edgemaxx.contest import all_contests
-from edgemaxx.records import WorkerStatus
 from edgemaxx.settings import Settings
 from sandbox.gpu import gpu_name
+from state import keys, workers
+from state.records import WorkerStatus
 from worker import context
 from worker.reaper import WORKER_ENV, reap_leftovers
 
@@ -75,7 +75,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
 
     # 2. Publish status, with a heartbeat the API reads.
     status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=gpu_name(gpu) if gpu is not None else None)
-    redis.hdel(keys.WORKER_BUSY, name)  # busy time counts from this start
+    workers.reset_busy(redis, name)
     ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
     context.configure(ctx)
     ctx.progress("idle")

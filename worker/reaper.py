@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import re
+import os
 import shutil
 
 import psutil
 
+from edgemaxx.errors import InfrastructureError
 from edgemaxx.settings import Settings
+from sandbox.select import run_prefix
 
 log = logging.getLogger(__name__)
-
-
-def run_prefix(owner: str) -> str:
-    """Run directories are named `<owner>-<id>`, so each owner finds its own."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", owner) + "-"
 
 
 def reap_processes(settings: Settings, owner: str) -> int:
@@ -38,8 +35,6 @@ WORKER_ENV = "EDGEMAXX_WORKER_NAME"
 def reap_predecessors(name: str) -> int:
     """Kill processes of a dead worker of the same name: an RQ work horse runs in its own process
     group and outlives a kill -9 of its parent; left alone it would share the GPU with us."""
-    import os
-
     me = os.getpid()
     killed = 0
     for proc in psutil.process_iter():
@@ -65,14 +60,14 @@ def reap_run_dirs(settings: Settings, owner: str) -> int:
 
 
 def reap_leftovers(settings: Settings, owner: str) -> None:
-    from edgemaxx.errors import InfrastructureError
-    from sandbox.docker_backend import docker_client, reap
+    from sandbox.docker_backend import reap
+    from sandbox.select import docker_client
 
     horses = reap_predecessors(owner)
     if horses:
         log.warning("killed %d process(es) left by a previous %s", horses, owner)
     try:
-        client = docker_client(timeout_s=10)
+        client = docker_client()
     except InfrastructureError:
         client = None
     if client is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from redis import Redis
 
 from edgemaxx.contest import Contest
-from edgemaxx.records import ContestRun, SubmissionRecord, SubmissionState
 from scoring.weights import Entry, Weighting, weights
-from worker import store
+from state import runs
+from state.records import ContestRun, SubmissionRecord, SubmissionState
 
 
 def placeholder_uids(records: list[SubmissionRecord]) -> dict[str, int]:
@@ -17,7 +17,7 @@ def placeholder_uids(records: list[SubmissionRecord]) -> dict[str, int]:
 
 def run_weights(redis: Redis, run: ContestRun, contest: Contest,
                 records: list[SubmissionRecord] | None = None) -> Weighting:
-    records = records if records is not None else store.records(redis, run.id)
+    records = records if records is not None else runs.records(redis, run.id)
     uid_of = placeholder_uids(records)
     entries = []
     for r in records:
@@ -25,11 +25,11 @@ def run_weights(redis: Redis, run: ContestRun, contest: Contest,
             repository = r.source.url or str(r.source.path)
             entries.append(Entry(hotkey=r.hotkey, uid=uid_of[r.hotkey], repository=repository,
                                  revision=r.source.revision or repository, block=r.block or 0, score=r.score,
-                                 outputs=store.load_outputs(redis, run.id, r.hotkey, len(run.inputs))))
+                                 outputs=runs.load_outputs(redis, run.id, r.hotkey, len(run.inputs))))
     return weights(entries, contest)
 
 
 def is_finished(redis: Redis, run: ContestRun) -> bool:
     """Every submission has a final state and at least one baseline was measured."""
-    records = store.records(redis, run.id)
-    return bool(store.baselines(redis, run.id)) and all(r.state.final for r in records)
+    records = runs.records(redis, run.id)
+    return bool(runs.baselines(redis, run.id)) and all(r.state.final for r in records)

@@ -120,7 +120,7 @@ def test_checks_refuse_bad_urls_before_any_fetch(api, repository, message):
     from redis import Redis
     from rq import Queue
 
-    from edgemaxx import keys
+    from state import keys
 
     base, redis_url = api
     response = httpx.post(f"{base}/v1/checks", json={"repository": repository, "revision": "abcdef0",
@@ -134,7 +134,7 @@ def test_checks_are_queued_then_rate_limited(api):
     from redis import Redis
     from rq import Queue
 
-    from edgemaxx import keys
+    from state import keys
 
     base, redis_url = api
     body = {"repository": "https://github.com/owner/repo", "revision": "abcdef0", "contest": "flux-4090"}

@@ -14,16 +14,16 @@ from rq import Queue
 from chain.commitments import Commitment, CommitmentRecord, encode
 from chain.schedule import run_start
 from chain.service import ChainService
-from edgemaxx import keys
 from edgemaxx.contest import load_contest
 from edgemaxx.inputs import inputs
 from edgemaxx.models import Metrics, RunResult, RunStatus
-from edgemaxx.records import SubmissionState
 from edgemaxx.settings import Settings
+from state import keys
+from state import runs as store
+from state.records import SubmissionState
 from tests.chain.fake_chain import BLOCK_MS, GENESIS_MS, FakeChain
 from tests.conftest import TEST_DATA
 from tests.service import RedisServer
-from worker import store
 
 NETUID = 39
 CONTEST = load_contest("flux-4090")
@@ -120,7 +120,7 @@ def test_commitments_become_queued_submissions(world):
 def _finish_run(world, scores: dict[str, tuple[int, float]]):
     """Put a finished run in Redis: a baseline and scored records, as GPU workers would."""
     from edgemaxx.models import SourceKind, SubmissionSource
-    from edgemaxx.records import SubmissionRecord
+    from state.records import SubmissionRecord
 
     redis, chain = world["redis"], world["chain"]
     world["service"].step()  # creates the current run
@@ -182,10 +182,11 @@ def test_dropped_connection_does_not_kill_the_loop(world):
     assert delays[:2] == [2.0, 4.0], "exponential backoff after each failure"
     assert service.status.consecutive_errors == 0 and service.status.error == ""
     assert chain.connects >= 2, "a failure reconnects"
-    from chain.service import status_json
+    from state.chain import load_chain_status
 
-    published = status_json(redis)
-    assert published["block"] == chain.head and published["runs"]["flux-4090"]
+    published = load_chain_status(redis)
+    assert published is not None
+    assert published.block == chain.head and published.runs["flux-4090"]
     # The API shows it.
     from fastapi.testclient import TestClient
 
@@ -242,7 +243,7 @@ def test_revision_must_be_pushed(tmp_path):
         import sys
 
         env = {**os.environ, "EDGEMAXX_ALLOW_PRIVATE_HOSTS": "1", "EDGEMAXX_EXTRA_CA_BUNDLE": str(server.cert)}
-        cli = subprocess.run([sys.executable, "-m", "edgemaxx.cli", "submit", "--repository", url,
+        cli = subprocess.run([sys.executable, "-m", "cli", "submit", "--repository", url,
                               "--revision", first[:7], "--yes"], capture_output=True, text=True, env=env, timeout=120)
         assert cli.returncode == 1 and "not the tip of any branch or tag" in cli.stderr
     finally:

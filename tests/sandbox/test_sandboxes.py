@@ -7,10 +7,10 @@ import os
 import pytest
 
 from edgemaxx.constants import LABEL_OWNER
-from edgemaxx.models import RunStatus
-from worker.benchmark import benchmark, limits_for
+from edgemaxx.models import Backend, RunStatus
+from worker.evaluate import benchmark, limits_for
 
-BACKENDS = ["docker", "process"]
+BACKENDS = list(Backend)
 
 # What each hostile fixture must be blamed for, as the miner reads it.
 EXPECTED = {
@@ -24,7 +24,8 @@ EXPECTED = {
 
 
 def _limits(settings, **overrides):
-    limits = limits_for(settings, load_timeout_s=8, request_timeout_s=2, run_timeout_s=120)
+    limits = limits_for(settings).model_copy(update={"load_timeout_s": 8, "request_timeout_s": 2,
+                                                     "run_timeout_s": 120})
     return limits.model_copy(update=overrides)
 
 
@@ -45,8 +46,8 @@ def test_baseline_yields_identical_images_on_two_runs(backend, settings, prepare
                                                       docker_client):
     submission = prepared("flux-baseline", backend)
     limits = _limits(settings, load_timeout_s=120, request_timeout_s=30)
-    first = benchmark(settings, submission, requests_small, limits, client=docker_client)
-    second = benchmark(settings, submission, requests_small, limits, client=docker_client)
+    first = benchmark(settings, submission, requests_small, limits)
+    second = benchmark(settings, submission, requests_small, limits)
     for run in (first, second):
         assert run.status is RunStatus.OK, run.reason + "\n" + run.log_tail
         assert len(run.outputs) == len(requests_small)
@@ -65,8 +66,7 @@ def test_baseline_yields_identical_images_on_two_runs(backend, settings, prepare
 def test_hostile_submission_is_invalid_with_reason(name, backend, settings, prepared,
                                                    requests_small, docker_client):
     submission = prepared(name, backend)
-    result = benchmark(settings, submission, requests_small, _limits(settings),
-                       client=docker_client)
+    result = benchmark(settings, submission, requests_small, _limits(settings))
     assert result.status is RunStatus.INVALID
     assert EXPECTED[name] in result.reason, result.reason
     assert _leftovers(settings, docker_client) == ([], [])
@@ -85,7 +85,7 @@ def test_docker_container_is_locked_down(settings, prepared, requests_small, doc
     """Inspect the live container of a submission that hangs: every isolation setting is on."""
     from sandbox.docker_backend import DockerSandbox
 
-    submission = prepared("no-socket", "docker")
+    submission = prepared("no-socket", Backend.DOCKER)
     box = DockerSandbox(docker_client, submission.environment, submission.code_dir,
                         settings.models_cache, settings.runs_dir, _limits(settings),
                         uid=settings.sandbox_uid, gpu=None, owner=settings.owner, run_id="inspect-me")
@@ -123,7 +123,7 @@ def test_docker_container_is_locked_down(settings, prepared, requests_small, doc
 def test_reaper_removes_leftover_containers(settings, prepared, docker_client):
     from sandbox.docker_backend import DockerSandbox, reap
 
-    submission = prepared("no-socket", "docker")
+    submission = prepared("no-socket", Backend.DOCKER)
     box = DockerSandbox(docker_client, submission.environment, submission.code_dir,
                         settings.models_cache, settings.runs_dir, _limits(settings),
                         uid=settings.sandbox_uid, gpu=None, owner=settings.owner, run_id="crashed")
@@ -138,10 +138,10 @@ def test_reaper_removes_leftover_containers(settings, prepared, docker_client):
 
 def test_scratch_is_not_the_cached_checkout(settings, prepared, requests_small, docker_client):
     """A run works on a private copy: the fixture directory is never written to."""
-    submission = prepared("flux-faster", "process")
+    submission = prepared("flux-faster", Backend.PROCESS)
     before = sorted(os.listdir(submission.code_dir))
     result = benchmark(settings, submission, requests_small[:1],
-                       _limits(settings, load_timeout_s=120, request_timeout_s=30), client=docker_client)
+                       _limits(settings, load_timeout_s=120, request_timeout_s=30))
     assert result.status is RunStatus.OK, result.reason
     assert sorted(os.listdir(submission.code_dir)) == before
     assert "inferences.sock" not in before

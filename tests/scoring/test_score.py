@@ -95,3 +95,15 @@ def test_score_moves_with_speed(t):
     base = _metrics(1.0)
     result = score(base, _metrics(1.0 / t), 1.0, 1.0, FLUX).score
     assert result == pytest.approx(t ** 0.14)
+
+
+def test_ratios_inside_the_noise_margin_count_as_ties():
+    contest = FLUX.model_copy(update={"noise_margin": 0.02})
+    base = _metrics(1.0)
+    # 1.5 % faster and 1.5 % slower: noise, so exactly the baseline's score, and said so.
+    for time_s in (1.0 / 1.015, 1.015):
+        result = score(base, _metrics(time_s), 1.0, 1.0, contest)
+        assert result.score == 1.0 and result.terms["generation_time"] == 1.0
+        assert any("noise margin" in note for note in result.notes)
+    # 3 % faster is outside it and counts in full.
+    assert score(base, _metrics(1.0 / 1.03), 1.0, 1.0, contest).terms["generation_time"] == pytest.approx(1.03)

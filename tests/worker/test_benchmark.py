@@ -1,9 +1,10 @@
-"""Choosing the reference among repeated baseline runs."""
+"""Choosing the reference among repeated baseline runs; the clock the baseline sets."""
 
 from __future__ import annotations
 
 from edgemaxx.models import Metrics, RunResult, RunStatus
-from worker.benchmark import median_run, request_timeout_from_baseline
+from edgemaxx.contest import load_contest
+from worker.evaluate import limits_for, median_run, request_timeout
 
 
 def _run(median: float | None, status: RunStatus = RunStatus.OK, tag: bytes = b"") -> RunResult:
@@ -25,6 +26,10 @@ def test_median_run_keeps_metrics_and_outputs_together():
 
 
 def test_request_timeout_follows_the_baseline(settings):
-    assert request_timeout_from_baseline(settings, None) == settings.request_timeout_s
-    assert request_timeout_from_baseline(settings, _run(10.0), 2.0) == 20.0
-    assert request_timeout_from_baseline(settings, _run(0.01), 2.0) == settings.request_timeout_floor_s
+    contest = load_contest("flux-4090")  # request_factor 2, request_default_s 120
+    assert request_timeout(settings, None, None) == settings.request_timeout_s
+    assert request_timeout(settings, contest, None) == 120
+    assert request_timeout(settings, contest, _run(10.0)) == 20.0
+    assert request_timeout(settings, contest, _run(0.01)) == settings.request_timeout_floor_s
+    limits = limits_for(settings, contest, _run(10.0))
+    assert (limits.load_timeout_s, limits.request_timeout_s, limits.run_timeout_s) == (240, 20.0, 3600)

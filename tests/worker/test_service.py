@@ -9,7 +9,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from edgemaxx import keys
+from state import keys
 from tests.conftest import TEST_DATA, fixture_path
 from tests.gitserver import HttpsGitServer, commit_tree
 from tests.service import RedisServer, Service, free_port, http_ready, wait_for

@@ -12,20 +12,20 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 from pydantic import BaseModel
 
 from api.schemas import ContestPublic
-from edgemaxx.contest import load_contest
+from edgemaxx.contest import example_path, load_contest
 from edgemaxx.errors import InfrastructureError
 from edgemaxx.models import SourceKind, SubmissionSource
-from edgemaxx.settings import REPO_ROOT, Settings
+from edgemaxx.settings import Settings
 
 CONTEST = "demo-cpu"
-EXAMPLES = [  # hotkey, fixture, uid
+EXAMPLES = [  # hotkey, example submission shipped with edgemaxx, uid
     ("demo-faster", "flux-faster", 1),
     ("demo-invalid", "garbage-output", 2),
 ]
@@ -52,7 +52,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "edgemaxx.cli", *args], env=env, stdout=handle,
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, stdout=handle,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -70,10 +70,10 @@ def _wait_http(url: str, timeout_s: float, procs: list[subprocess.Popen[bytes]])
 
 
 def run_demo(settings: Settings, *, serve: bool = False, timeout_s: float = 1200.0,
-             on_ready=None) -> DemoResult:  # noqa: ANN001
+             on_ready: Callable[[DemoResult], None] | None = None) -> DemoResult:
     from redis import Redis
 
-    from worker import store
+    from state import runs
     from worker.queues import start_run, submit_many
 
     logs = settings.data_dir / "demo-logs"
@@ -109,16 +109,15 @@ def run_demo(settings: Settings, *, serve: bool = False, timeout_s: float = 1200
         run = start_run(redis, settings.model_copy(update={"redis_url": url}), contest,
                         f"demo-{time.time_ns()}")
         submit_many(redis, settings, run, [
-            (hotkey, SubmissionSource(kind=SourceKind.LOCAL, path=REPO_ROOT / "tests" / "fixtures" / fixture),
-             uid, index)
-            for index, (hotkey, fixture, uid) in enumerate(EXAMPLES)])
+            (hotkey, SubmissionSource(kind=SourceKind.LOCAL, path=example_path(example)), uid, index)
+            for index, (hotkey, example, uid) in enumerate(EXAMPLES)])
 
         deadline = time.monotonic() + timeout_s
         while True:
-            records = store.records(redis, run.id)
+            records = runs.records(redis, run.id)
             if len(records) == len(EXAMPLES) and all(r.state.final for r in records):
                 break
-            fresh = store.load_run(redis, run.id)
+            fresh = runs.load_run(redis, run.id)
             if fresh and fresh.baseline_error:
                 raise InfrastructureError(fresh.baseline_error)
             if time.monotonic() > deadline:

@@ -7,8 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import CheckReport, Metrics, PreparedSubmission, SubmissionSource
-from sandbox.protocol import TextToImageRequest
+from edgemaxx.models import CheckReport, Metrics, PreparedSubmission, SubmissionSource, TextToImageRequest
 
 
 class SubmissionState(StrEnum):
@@ -50,7 +49,6 @@ class SubmissionRecord(BaseModel):
     similarity_min: float | None = None
     score: float | None = None
     score_terms: dict[str, float] = Field(default_factory=dict)
-    baseline_worker: str | None = None
     worker: str | None = None
     log_tail: str = ""
     attempts: int = 0
@@ -76,6 +74,12 @@ class WorkerStatus(BaseModel):
     started_at: float = Field(default_factory=time.time)
     busy_seconds: float = 0.0
 
+    def busy_fraction(self, now: float) -> float | None:
+        """Share of this worker's uptime spent on jobs; GPU workers only."""
+        if self.kind != "gpu":
+            return None
+        return min(1.0, self.busy_seconds / max(now - self.started_at, 1e-9))
+
 
 class CheckState(StrEnum):
     QUEUED = "queued"
@@ -95,3 +99,27 @@ class CheckRecord(BaseModel):
     error: str = ""
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
+
+
+class WeightsAttempt(BaseModel):
+    block: int
+    at: float = Field(default_factory=time.time)
+    run_id: str | None = None
+    ok: bool
+    message: str
+    version_key: int | None = None
+    weights: dict[int, float] = Field(default_factory=dict)
+
+
+class ChainStatus(BaseModel):
+    """What the chain service last saw and did; the API shows it under /v1/status."""
+
+    block: int | None = None
+    updated_at: float = Field(default_factory=time.time)
+    runs: dict[str, str] = Field(default_factory=dict)  # contest → current run id
+    submissions: int = 0
+    rejected: dict[str, str] = Field(default_factory=dict)
+    dropped: dict[str, str] = Field(default_factory=dict)
+    last_weights: WeightsAttempt | None = None
+    error: str = ""
+    consecutive_errors: int = 0

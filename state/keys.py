@@ -1,4 +1,5 @@
-"""Every Redis key edgemaxx uses, in one place."""
+"""Every Redis key edgemaxx uses, in one place. Only the `state` package reads or writes them
+(RQ owns its own keys under `rq:`; the queue names below are the only thing shared with it)."""
 
 PREFIX = "edgemaxx"
 
@@ -50,13 +51,9 @@ def outputs(run_id: str, name: str) -> str:
     return f"{PREFIX}:run:{run_id}:outputs:{name}"
 
 
-def baseline(run_id: str, worker: str) -> str:
-    """String: the baseline RunResult JSON measured by `worker` for this run."""
-    return f"{PREFIX}:run:{run_id}:baseline:{worker}"
-
-
-def baseline_prepared(run_id: str) -> str:
-    return f"{PREFIX}:run:{run_id}:baseline-prepared"
+def baselines(run_id: str) -> str:
+    """Hash: worker name → the baseline RunResult JSON that worker measured for this run."""
+    return f"{PREFIX}:run:{run_id}:baselines"
 
 
 def order(run_id: str) -> str:
@@ -70,8 +67,19 @@ def hotkey_runs(hotkey: str) -> str:
 
 
 WORKERS = f"{PREFIX}:workers"  # hash: worker name → WorkerStatus JSON (written by whoever runs the job)
+
+
+def worker_alive(name: str) -> str:
+    """String with a TTL: present while the worker's heartbeat is fresh."""
+    return f"{WORKERS}:alive:{name}"
+
+
 WORKER_BUSY = f"{PREFIX}:workers-busy"  # hash: worker name → seconds spent on jobs (float)
 COUNTERS = f"{PREFIX}:counters"  # hash: counter name → integer
 DURATIONS = f"{PREFIX}:durations"  # list of recent benchmark durations (seconds)
-CHAIN_STATUS = f"{PREFIX}:chain:status"
-NONCES = f"{PREFIX}:nonces"
+CHAIN_STATUS = f"{PREFIX}:chain:status"  # string: the chain service's ChainStatus JSON
+
+
+def nonce(hotkey: str, nonce_ns: int) -> str:
+    """String with a TTL: a signed request's nonce, seen once (replay protection)."""
+    return f"{PREFIX}:nonces:{hotkey}:{nonce_ns}"

@@ -6,10 +6,15 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+from edgemaxx.models import BackendChoice
+
+if TYPE_CHECKING:
+    from edgemaxx.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="A validator for EdgeMaxxing-style text-to-image contests.")
@@ -21,42 +26,69 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
-def _settings(**overrides):  # noqa: ANN003, ANN202
+_verbose = False
+
+
+def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
     from edgemaxx.settings import Settings
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"EDGEMAXX_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        err.print(f"[red]error:[/] bad settings: {problems}")
+        raise typer.Exit(2) from exc
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def _logging(*, service: bool) -> None:
+    """Services log at INFO (each job's outcome, for `docker compose logs`); tools stay quiet."""
+    level = logging.DEBUG if _verbose else logging.INFO if service else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging")] = False) -> None:
+    global _verbose
+    _verbose = verbose
+
+
+SandboxOpt = Annotated[BackendChoice, typer.Option(help="Sandbox backend (auto: Docker when reachable)")]
 
 
 @app.command()
 def bench(
     submission: Annotated[str, typer.Argument(help="A directory, or https://host/owner/repo@REVISION")],
     baseline: Annotated[str | None, typer.Option(help="Directory or URL@REVISION; default: the contest's")] = None,
-    contest: Annotated[str, typer.Option(help="Contest id or TOML file (image size, timeouts)")] = "demo-cpu",
-    sandbox: Annotated[str, typer.Option(help="docker, process or auto")] = "auto",
+    contest: Annotated[str, typer.Option(help="Contest id or TOML file (image size, timeouts, weights)")] = "demo-cpu",
+    sandbox: SandboxOpt = BackendChoice.AUTO,
     inputs: Annotated[int | None, typer.Option("--inputs", help="Number of requests")] = None,
     seed: Annotated[str, typer.Option(help="Inputs seed (a block hash on chain)")] = "edgemaxx-bench",
     out: Annotated[Path | None, typer.Option(help="Keep every output image and the report here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     gpu: Annotated[int | None, typer.Option(help="GPU index to pin the sandbox to")] = None,
 ) -> None:
-    """Benchmark the baseline, then SUBMISSION, on the same inputs, each in its own sandbox."""
-    from edgemaxx import render
-    from edgemaxx.bench import bench as run_bench
-    from edgemaxx.bench import ensure_backend_ready, save_outputs
+    """Benchmark the baseline, then SUBMISSION, on the same inputs, and score it as a validator would.
+
+    Exit status: 0 scored; 1 the submission is invalid (the reason is printed); 2 the run itself
+    failed (the baseline, Docker, ...): not the submission's fault."""
+    _logging(service=False)
+    _bench(_settings(gpu=gpu), submission, baseline, contest, sandbox, inputs, seed, out, as_json)
+
+
+def _bench(settings: Settings, submission: str, baseline: str | None, contest: str, sandbox: BackendChoice,
+           inputs: int | None, seed: str, out: Path | None, as_json: bool) -> None:
+    from cli import render
+    from cli.bench import bench as run_bench
+    from cli.bench import ensure_backend_ready, report_json, save_outputs
     from edgemaxx.contest import load_contest
     from edgemaxx.errors import InfrastructureError, SubmissionError
     from edgemaxx.inputs import inputs as derive_inputs
     from edgemaxx.models import RunStatus
-    from worker.benchmark import choose_backend
+    from sandbox.select import choose_backend
 
-    settings = _settings(gpu=gpu)
     try:
         definition = load_contest(contest)
     except ValueError as exc:
@@ -65,12 +97,14 @@ def bench(
     if inputs is not None:
         definition = definition.model_copy(
             update={"inputs": definition.inputs.model_copy(update={"count": inputs})})
+    progress = render.BenchProgress(err, enabled=not as_json)
     try:
         backend = choose_backend(sandbox)
         ensure_backend_ready(settings, backend)
         requests = derive_inputs(definition, seed)
-        report = run_bench(settings, submission, baseline or definition.baseline.spec(),
-                           definition, backend, requests, seed)
+        with progress:
+            report = run_bench(settings, submission, baseline or definition.baseline.spec(),
+                               definition, backend, requests, seed, on_phase=progress.update)
     except InfrastructureError as exc:
         err.print(f"[red]error of the run (not the submission's fault):[/] {exc}")
         raise typer.Exit(2) from exc
@@ -79,28 +113,20 @@ def bench(
         raise typer.Exit(1) from exc
     if out:
         save_outputs(report, out)
-    rows = [r for r in (report.baseline, report.submission) if r is not None]
     if as_json:
-        sys.stdout.write(json.dumps(_json_report(report), indent=2) + "\n")
+        sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
     else:
-        console.print(render.run_table(rows, f"{definition.id} · {backend} sandbox · "
-                                             f"{len(requests)} inputs"))
-        console.print(render.per_request_table(rows))
-        render.print_reasons(console, rows)
+        console.print(render.run_table(report.rows, f"{definition.id} · {backend.value} sandbox · "
+                                                    f"{len(requests)} inputs"))
+        console.print(render.per_request_table(report.rows))
+        render.print_reasons(console, report.rows)
+        if report.verdict is not None:
+            render.print_score(console, report.verdict, definition)
     if report.error:
         err.print(f"[red]error of the run:[/] {report.error}")
         raise typer.Exit(2)
     if report.submission is None or report.submission.status is not RunStatus.OK:
         raise typer.Exit(1)
-
-
-def _json_report(report) -> dict:  # noqa: ANN001
-    data = report.model_dump(mode="json")
-    for key in ("baseline", "submission"):
-        row = getattr(report, key)
-        if row is not None:
-            data[key]["summary"] = row.metrics.summary()
-    return data
 
 
 @app.command()
@@ -109,33 +135,34 @@ def check(
     revision: Annotated[str | None, typer.Option(help="Revision, for a URL")] = None,
     contest: Annotated[str, typer.Option(help="Contest to check against")] = "flux-4090",
     build: Annotated[bool, typer.Option(help="Build the sandbox image too")] = True,
-    benchmark: Annotated[bool, typer.Option(help="Then benchmark against the contest baseline")] = False,
-    sandbox: Annotated[str, typer.Option(help="docker, process or auto")] = "auto",
+    benchmark: Annotated[bool, typer.Option(help="Then benchmark and score against the contest baseline")] = False,
+    sandbox: SandboxOpt = BackendChoice.AUTO,
 ) -> None:
-    """Run the validator's checks on a submission before you commit it."""
+    """Run the validator's checks on a submission before you commit it.
+
+    Exit status: 0 every check passed; 1 a check failed (each says why); 2 the tool itself failed."""
     from edgemaxx.contest import load_contest
     from edgemaxx.errors import InfrastructureError, SubmissionError
+    from edgemaxx.models import Backend
     from images.checks import full_check
     from images.source import parse_source
+    from sandbox.select import choose_backend, docker_client
 
+    _logging(service=False)
     settings = _settings()
     spec = f"{submission}@{revision}" if revision and "@" not in submission else submission
     try:
         load_contest(contest)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    try:
         source = parse_source(spec)
-        backend = "none"
-        client = None
-        if build or benchmark:
-            from worker.benchmark import choose_backend
-
-            backend = choose_backend(sandbox)
-            if backend == "docker":
-                from sandbox.docker_backend import docker_client
-
-                client = docker_client()
-        report = full_check(settings, source, build=build, backend=backend, docker_client=client)
-    except (ValueError, SubmissionError) as exc:
-        err.print(f"[red]✗[/] {getattr(exc, 'reason', exc)}")
+        backend = choose_backend(sandbox) if build or benchmark else None
+        client = docker_client() if backend is Backend.DOCKER else None
+        report = full_check(settings, source, backend=backend, docker_client=client)
+    except SubmissionError as exc:
+        err.print(f"[red]✗[/] {exc.reason}")
         raise typer.Exit(1) from exc
     except InfrastructureError as exc:
         err.print(f"[red]error (not the submission's fault):[/] {exc}")
@@ -148,8 +175,7 @@ def check(
         raise typer.Exit(1)
     console.print("[green]all checks passed[/]")
     if benchmark:
-        bench(submission=spec, baseline=None, contest=contest, sandbox=sandbox, inputs=None,
-              seed="edgemaxx-check", out=None, as_json=False, gpu=None)
+        _bench(settings, spec, None, contest, sandbox, None, "edgemaxx-check", None, False)
 
 
 @app.command()
@@ -160,6 +186,7 @@ def api(
     """Serve the HTTP API (status, contests, submissions, /metrics)."""
     from api.app import serve
 
+    _logging(service=True)
     serve(_settings(api_host=host, api_port=port))
 
 
@@ -171,6 +198,7 @@ def builder(
     """A CPU worker: clones, checks, builds and fetches models for submissions."""
     from worker.process import run_worker
 
+    _logging(service=True)
     run_worker(_settings(), "builder", name=name, burst=burst)
 
 
@@ -184,6 +212,7 @@ def worker(
     """A GPU worker: benchmarks the baseline, then prepared submissions, one at a time."""
     from worker.process import run_worker
 
+    _logging(service=True)
     run_worker(_settings(), "gpu", gpu=gpu, name=name, contests=contest, burst=burst)
 
 
@@ -193,15 +222,16 @@ def demo(
     port: Annotated[int | None, typer.Option(help="API port")] = None,
 ) -> None:
     """Run the whole service on the embedded demo contest and print its leaderboard."""
-    from edgemaxx import render
-    from edgemaxx.bench import ensure_backend_ready
-    from edgemaxx.demo import run_demo
+    from cli import render
+    from cli.bench import ensure_backend_ready
+    from cli.demo import DemoResult, run_demo
     from edgemaxx.errors import InfrastructureError
-    from worker.benchmark import choose_backend
+    from sandbox.select import choose_backend
 
+    _logging(service=False)
     settings = _settings(api_port=port)
 
-    def show(result) -> None:  # noqa: ANN001
+    def show(result: DemoResult) -> None:
         console.print(render.leaderboard_table(result.contest))
         console.print(f"status: {result.status_url}")
         if serve:
@@ -215,7 +245,8 @@ def demo(
         raise typer.Exit(2) from exc
 
 
-def _chain_overrides(netuid, network, endpoint, wallet_name, wallet_hotkey, wallet_path):  # noqa: ANN001, ANN202
+def _chain_overrides(netuid: int | None, network: str | None, endpoint: str | None, wallet_name: str | None,
+                     wallet_hotkey: str | None, wallet_path: str | None) -> Settings:
     return _settings(netuid=netuid, subtensor_network=network, subtensor_chain_endpoint=endpoint,
                      wallet_name=wallet_name, wallet_hotkey=wallet_hotkey, wallet_path=wallet_path)
 
@@ -228,13 +259,13 @@ WalletHotkeyOpt = Annotated[str | None, typer.Option("--wallet.hotkey", help="Ho
 WalletPathOpt = Annotated[str | None, typer.Option("--wallet.path", help="Wallets directory")]
 
 
-def _subtensor(settings):  # noqa: ANN001, ANN202
+def _subtensor(settings: Settings) -> Any:
     import bittensor as bt
 
     return bt.Subtensor(settings.subtensor_chain_endpoint or settings.subtensor_network)
 
 
-def _wallet(settings):  # noqa: ANN001, ANN202
+def _wallet(settings: Settings) -> Any:
     import bittensor as bt
 
     return bt.Wallet(settings.wallet_name, settings.wallet_hotkey, path=settings.wallet_path)
@@ -249,6 +280,7 @@ def chain_service(netuid: NetuidOpt = None, network: NetworkOpt = None, endpoint
 
     from chain.service import ChainService
 
+    _logging(service=True)
     settings = _chain_overrides(netuid, network, endpoint, wallet_name, wallet_hotkey, wallet_path)
     if not settings.redis_url:
         err.print("[red]error:[/] EDGEMAXX_REDIS_URL is not set")
@@ -298,6 +330,7 @@ def submit(
 @app.command("compose-gpus")
 def compose_gpus(
     gpus: Annotated[str, typer.Argument(help="GPU indices, e.g. 0,1,2,3")],
+    file: Annotated[Path, typer.Option("--file", "-f", help="The compose file to extend")] = Path("docker-compose.yml"),
 ) -> None:
     """Print a docker-compose override with one worker per GPU (GPU 0 is in the base file)."""
     try:
@@ -307,10 +340,11 @@ def compose_gpus(
         raise typer.Exit(2) from exc
     import yaml
 
-    from edgemaxx.settings import REPO_ROOT
-
-    base = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
-    template = base["services"]["worker-gpu0"]
+    try:
+        template = yaml.safe_load(file.read_text())["services"]["worker-gpu0"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        err.print(f"[red]error:[/] {file} has no readable services.worker-gpu0 to copy ({exc})")
+        raise typer.Exit(2) from exc
     services = {}
     for index in indices:
         if index != 0:
@@ -330,7 +364,7 @@ def base_image(
     """Build the local Debian + Python base image the sandbox images start from."""
     from edgemaxx.errors import InfrastructureError
     from images.base import build_base_image
-    from sandbox.docker_backend import docker_client
+    from sandbox.select import docker_client
 
     settings = _settings()
     try:
@@ -346,11 +380,17 @@ def reap(
     owner: Annotated[str | None, typer.Option(help="Only this owner's leftovers")] = None,
 ) -> None:
     """Remove sandbox containers left behind by a crash."""
-    from sandbox.docker_backend import docker_client
+    from edgemaxx.errors import InfrastructureError
     from sandbox.docker_backend import reap as reap_containers
+    from sandbox.select import docker_client
 
-    console.print(f"removed {reap_containers(docker_client(), owner)} container(s)")
+    try:
+        removed = reap_containers(docker_client(), owner)
+    except InfrastructureError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"removed {removed} container(s)")
 
 
-if __name__ == "__main__":
+def main() -> None:
     app()

@@ -1,4 +1,7 @@
-"""Runs, submission records and results in Redis. Results are written once (HSETNX)."""
+"""Contest runs, submission records, results, outputs, baselines and benchmark order in Redis.
+
+Results are written once (HSETNX); a record's live state and its landed result are merged on read.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,14 @@ import time
 
 from redis import Redis
 
-from edgemaxx import keys
 from edgemaxx.models import RunResult
-from edgemaxx.records import ContestRun, SubmissionRecord, WorkerStatus
+from state import keys
+from state.records import ContestRun, SubmissionRecord
 
 
-def as_text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def as_text(value: object) -> str:
+    """Redis answers bytes; keys and small values are text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def save_run(redis: Redis, run: ContestRun) -> None:
@@ -27,6 +31,10 @@ def load_run(redis: Redis, run_id: str) -> ContestRun | None:
 def current_run(redis: Redis, contest_id: str) -> ContestRun | None:
     run_id = redis.get(keys.current_run(contest_id))
     return load_run(redis, as_text(run_id)) if run_id else None
+
+
+def set_current(redis: Redis, contest_id: str, run_id: str) -> None:
+    redis.set(keys.current_run(contest_id), run_id)
 
 
 def save_record(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
@@ -81,6 +89,30 @@ def has_result(redis: Redis, run_id: str, hotkey: str) -> bool:
     return bool(redis.hexists(keys.results(run_id), hotkey))
 
 
+def replace_record(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
+    """New code from the same hotkey: the new record replaces the old one and any landed result."""
+    redis.hdel(keys.results(run_id), record.hotkey)
+    save_record(redis, run_id, record)
+
+
+def drop_submission(redis: Redis, run_id: str, hotkey: str) -> None:
+    """Remove a hotkey from a run entirely (it deregistered)."""
+    with redis.pipeline() as pipe:
+        pipe.hdel(keys.submissions(run_id), hotkey)
+        pipe.hdel(keys.results(run_id), hotkey)
+        pipe.execute()
+
+
+def latest_record(redis: Redis, hotkey: str) -> tuple[ContestRun, SubmissionRecord] | None:
+    """The newest run this hotkey appears in, with its record there."""
+    for raw in redis.zrevrange(keys.hotkey_runs(hotkey), 0, 0):
+        run = load_run(redis, as_text(raw))
+        record = load_record(redis, run.id, hotkey) if run else None
+        if run and record:
+            return run, record
+    return None
+
+
 def save_outputs(redis: Redis, run_id: str, name: str, outputs: list[bytes | None]) -> None:
     key = keys.outputs(run_id, name)
     with redis.pipeline() as pipe:
@@ -99,11 +131,11 @@ def load_outputs(redis: Redis, run_id: str, name: str, count: int) -> list[bytes
 
 def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult) -> None:
     save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
-    redis.set(keys.baseline(run_id, worker), result.model_dump_json())
+    redis.hset(keys.baselines(run_id), worker, result.model_dump_json())
 
 
 def load_baseline(redis: Redis, run_id: str, worker: str, count: int) -> RunResult | None:
-    raw = redis.get(keys.baseline(run_id, worker))
+    raw = redis.hget(keys.baselines(run_id), worker)
     if not raw:
         return None
     result = RunResult.model_validate_json(raw)
@@ -111,48 +143,23 @@ def load_baseline(redis: Redis, run_id: str, worker: str, count: int) -> RunResu
     return result
 
 
+def push_order(redis: Redis, run_id: str, entry: str) -> None:
+    """Append to the order submissions were benchmarked in (`baseline@worker` for baselines)."""
+    redis.rpush(keys.order(run_id), entry)
+
+
+def order(redis: Redis, run_id: str) -> list[str]:
+    return [as_text(x) for x in redis.lrange(keys.order(run_id), 0, -1)]
+
+
+def landings(redis: Redis, run_id: str) -> list[str]:
+    """Hotkeys in the order their results landed: one entry per landing."""
+    return [as_text(x) for x in redis.lrange(keys.landings(run_id), 0, -1)]
+
+
 def baselines(redis: Redis, run_id: str) -> dict[str, RunResult]:
-    found: dict[str, RunResult] = {}
-    for key in redis.scan_iter(match=keys.baseline(run_id, "*")):
-        worker = as_text(key).rsplit(":", 1)[-1]
-        raw = redis.get(key)
-        if raw:
-            found[worker] = RunResult.model_validate_json(raw)
-    return found
+    """Each worker's baseline measurement for the run (metrics only; outputs stay in Redis)."""
+    return {as_text(worker): RunResult.model_validate_json(raw)
+            for worker, raw in redis.hgetall(keys.baselines(run_id)).items()}
 
 
-def publish_worker(redis: Redis, status: WorkerStatus, ttl_s: int) -> None:
-    status.heartbeat = time.time()
-    redis.hset(keys.WORKERS, status.name, status.model_dump_json())
-    refresh_alive(redis, status.name, ttl_s)
-
-
-def refresh_alive(redis: Redis, name: str, ttl_s: int) -> None:
-    redis.set(f"{keys.WORKERS}:alive:{name}", "1", ex=ttl_s)
-
-
-def workers(redis: Redis) -> list[tuple[WorkerStatus, bool]]:
-    """Every worker ever seen, with whether its heartbeat is fresh."""
-    entries = sorted(redis.hgetall(keys.WORKERS).items())
-    busy = {as_text(k): float(v) for k, v in redis.hgetall(keys.WORKER_BUSY).items()}
-    with redis.pipeline(transaction=False) as pipe:
-        for name, _ in entries:
-            pipe.exists(f"{keys.WORKERS}:alive:{as_text(name)}")
-        alive = pipe.execute()
-    out = []
-    for (name, raw), is_alive in zip(entries, alive, strict=True):
-        status = WorkerStatus.model_validate_json(raw)
-        status.busy_seconds = busy.get(as_text(name), 0.0)
-        out.append((status, bool(is_alive)))
-    return out
-
-
-def bump(redis: Redis, counter: str, by: float = 1) -> None:
-    redis.hincrbyfloat(keys.COUNTERS, counter, by)
-
-
-def record_duration(redis: Redis, seconds: float) -> None:
-    with redis.pipeline() as pipe:
-        pipe.lpush(keys.DURATIONS, f"{seconds:.3f}")
-        pipe.ltrim(keys.DURATIONS, 0, 999)
-        pipe.execute()

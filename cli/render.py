@@ -2,10 +2,58 @@
 
 from __future__ import annotations
 
+from types import TracebackType
+
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
+from api.schemas import ContestPublic
+from edgemaxx.contest import Contest
 from edgemaxx.models import RunResult, RunStatus
+from worker.evaluate import Outcome, Verdict
+
+
+class BenchProgress:
+    """Where `edgemaxx bench` is: a live bar on a terminal, one line per step in a log."""
+
+    def __init__(self, console: Console, *, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._last: tuple[str, str, int | None] | None = None
+
+    def __enter__(self) -> BenchProgress:
+        if self.enabled and self.console.is_terminal:
+            self._bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, row: str, phase: str, current: int | None = None, total: int | None = None) -> None:
+        if not self.enabled or self._last == (row, phase, current):
+            return
+        self._last = (row, phase, current)
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, description=f"{row}: {phase}", completed=current or 0, total=total)
+            return
+        step = f" {current}/{total}" if current is not None and total else ""
+        self.console.print(f"[dim]{row}: {phase}{step}[/]", highlight=False)
 
 
 def _fmt_bytes(value: int | None) -> str:
@@ -67,7 +115,7 @@ def print_reasons(console: Console, rows: list[RunResult]) -> None:
                 console.print(tail, markup=False, highlight=False)
 
 
-def leaderboard_table(contest) -> Table:  # noqa: ANN001 - api.schemas.ContestPublic
+def leaderboard_table(contest: ContestPublic) -> Table:
     """The baseline (score 1 by definition) among the submissions, best first."""
     table = Table(title=f"{contest.id} · run {contest.run_id} · {contest.inputs} inputs")
     for column in ("rank", "hotkey", "state", "score", "gen median", "similarity (mean/min)", "weight",
@@ -91,3 +139,24 @@ def leaderboard_table(contest) -> Table:  # noqa: ANN001 - api.schemas.ContestPu
     for _, cells in sorted(rows, key=lambda r: -r[0]):
         table.add_row(*cells)
     return table
+
+
+def print_score(console: Console, verdict: Verdict, contest: Contest) -> None:
+    """The score as a validator computes it, each term with its weight, and the similarity."""
+    weights = contest.weights.model_dump()
+    if verdict.similarity is not None:
+        console.print(f"similarity ({verdict.similarity.metric.value}): mean {verdict.similarity.mean:.3f}, "
+                      f"worst input {verdict.similarity.min:.3f} (floor {contest.similarity_floor:.2f})")
+    if verdict.score is not None and verdict.score.terms:
+        table = Table(title="score terms (baseline / submission; similarity: (mean − floor) / (1 − floor))")
+        for column in ("term", "value", "weight"):
+            table.add_column(column, justify="left" if column == "term" else "right")
+        for name, value in verdict.score.terms.items():
+            table.add_row(name, f"{value:.4f}", f"{weights.get(name, 0.0):.2f}")
+        console.print(table)
+        for note in verdict.notes:
+            console.print(f"[dim]note: {note}[/]")
+    if verdict.outcome is Outcome.SCORED and verdict.score is not None and verdict.score.score is not None:
+        console.print(f"[bold]score: {verdict.score.score:.3f}[/] (the baseline scores 1.000; above 1 earns)")
+    else:
+        console.print(f"[red]no score:[/] {verdict.reason}")

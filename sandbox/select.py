@@ -1,0 +1,92 @@
+"""The one place that picks a sandbox backend and builds a sandbox; it owns the process's Docker client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edgemaxx.constants import ENV_LAUNCHER, ENV_VENV_PYTHON
+from edgemaxx.errors import InfrastructureError
+from edgemaxx.models import Backend, BackendChoice, PreparedSubmission
+from edgemaxx.settings import Settings
+from sandbox.base import Limits, Sandbox
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+_clients: dict[int, DockerClient] = {}
+
+
+def connect_docker(timeout_s: float = 60.0) -> DockerClient:
+    """A new client for the local engine, or InfrastructureError saying it is unreachable."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=int(timeout_s))
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise InfrastructureError(f"Docker engine unreachable: {exc}") from exc
+    return client
+
+
+def docker_client() -> DockerClient:
+    """This process's Docker client, made on first use. Keyed by pid: RQ forks a work horse per
+    job, and a client (its connection pool) must not be shared across a fork."""
+    pid = os.getpid()
+    if pid not in _clients:
+        _clients.clear()
+        _clients[pid] = connect_docker()
+    return _clients[pid]
+
+
+def docker_available() -> bool:
+    try:
+        connect_docker(timeout_s=5).close()
+    except InfrastructureError:
+        return False
+    return True
+
+
+def choose_backend(requested: BackendChoice) -> Backend:
+    """Docker when asked for (it must answer) or reachable under `auto`; else the process sandbox."""
+    from sandbox.process_backend import process_backend_available
+
+    if requested is BackendChoice.DOCKER:
+        docker_client()
+        return Backend.DOCKER
+    if requested is BackendChoice.AUTO and docker_available():
+        return Backend.DOCKER
+    problem = process_backend_available()
+    if problem:
+        raise InfrastructureError(f"process sandbox unavailable: {problem}")
+    return Backend.PROCESS
+
+
+def run_prefix(owner: str) -> str:
+    """Run directories are named `<owner>-<id>`, so each owner's reaper finds only its own."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", owner) + "-"
+
+
+def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limits) -> Sandbox:
+    """A sandbox for `prepared`, not yet started (enter it to start)."""
+    run_id = run_prefix(settings.owner) + uuid.uuid4().hex[:12]
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    if prepared.backend is Backend.DOCKER:
+        from sandbox.docker_backend import DockerSandbox
+
+        return DockerSandbox(docker_client(), prepared.environment, prepared.code_dir,
+                             settings.models_cache, settings.runs_dir, limits,
+                             uid=settings.sandbox_uid, gpu=settings.gpu, owner=settings.owner,
+                             run_id=run_id, extra_env=settings.sandbox_extra_env)
+    from sandbox.process_backend import ProcessSandbox
+
+    env_dir = Path(prepared.environment)
+    return ProcessSandbox(env_dir / ENV_VENV_PYTHON, env_dir / ENV_LAUNCHER, prepared.code_dir,
+                          settings.models_cache, settings.runs_dir, limits,
+                          uid=settings.sandbox_uid, gpu=settings.gpu, run_id=run_id,
+                          extra_env=settings.sandbox_extra_env)
