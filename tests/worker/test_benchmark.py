@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgemaxx.models import Metrics, RunResult, RunStatus
 from edgemaxx.contest import load_contest
+from edgemaxx.models import Metrics, RunResult, RunStatus
 from worker.evaluate import limits_for, median_run, request_timeout
 
 
