@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -10,8 +9,6 @@ from pydantic import BaseModel, Field
 from chain.commitments import CommitmentError, CommitmentRecord, decode
 from edgemaxx.blacklist import Blacklist
 from scoring.weights import repository_key
-
-log = logging.getLogger(__name__)
 
 
 class ChainSubmission(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,6 @@ from images.source import code_bytes, fetch_source
 if TYPE_CHECKING:
     from docker import DockerClient
 
-log = logging.getLogger(__name__)
 
 
 def _quiet(phase: str) -> None:
