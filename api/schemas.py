@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from edgemaxx.models import Metrics
+from scoring.copies import CopyEvidence
 from state.records import ChainStatus, Progress, SubmissionState
 
 
@@ -57,7 +58,8 @@ class LeaderboardRow(BaseModel):
     summary: dict | None
     reason: str = ""
     weight: float | None = None
-    flagged: str = ""  # duplicate of / copy of another hotkey
+    flagged: str = ""  # duplicate of / copy of / tied with another hotkey, in words
+    copy_evidence: CopyEvidence | None = None
 
 
 class ContestPublic(BaseModel):

@@ -20,8 +20,9 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[Leaderb
     records = runs.records(redis, run.id)
     uid_of = placeholder_uids(records)
     weighting = run_weights(redis, run, contest, records)
-    flagged = {**{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},
-               **{h: f"copy of {o}" for h, o in weighting.copies.items()}}
+    flagged = {**{h: f"tied with {o} (within the contest's tie margin)" for h, o in weighting.ties.items()},
+               **{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},
+               **{h: evidence.summary() for h, evidence in weighting.copies.items()}}
     ordered = sorted(records, key=lambda r: (r.score is None, -(r.score or 0), r.hotkey))
     rows = []
     rank = 0
@@ -36,7 +37,7 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[Leaderb
             summary=record.metrics.summary() if record.metrics else None, reason=record.reason,
             weight=weighting.weights.get(uid_of[record.hotkey], 0.0)
             if record.state is SubmissionState.SCORED else None,
-            flagged=flagged.get(record.hotkey, ""),
+            flagged=flagged.get(record.hotkey, ""), copy_evidence=weighting.copies.get(record.hotkey),
         ))
     return rows
 

@@ -87,6 +87,11 @@ class Schedule(BaseModel):
     timezone: str = "America/Los_Angeles"
 
 
+class CopyPolicy(StrEnum):
+    NO_EARN = "no-earn"  # a flagged copy earns nothing
+    FLAG_ONLY = "flag-only"  # shown with its evidence, earns as if it were not flagged
+
+
 class NoWinner(StrEnum):
     EQUAL = "equal"  # everyone valid shares equally
     UID = "uid"  # all to `no_winner_uid` (e.g. the subnet owner)
@@ -103,6 +108,10 @@ class Contest(BaseModel):
     # A measured ratio within this margin of 1 counts as 1 (a tie with the baseline): the spread
     # between repeated runs of the same code on the contest's hardware. See docs/benchmarks.md.
     noise_margin: float = Field(default=0.0, ge=0, lt=1)
+    # Scores within this (relative) margin of the baseline's 1 or of an earlier commitment's score
+    # are ties; a tie goes to the earliest commitment. See scoring/weights.py, docs/copies.md.
+    tie_margin: float = Field(default=0.0, ge=0, lt=1)
+    copy_policy: CopyPolicy = CopyPolicy.NO_EARN
     inputs: Inputs
     timeouts: Timeouts = Field(default_factory=lambda: Timeouts())
     schedule: Schedule = Field(default_factory=lambda: Schedule())

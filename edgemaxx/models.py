@@ -159,6 +159,24 @@ class RunResult(BaseModel):
     outputs: list[bytes | None] = Field(default_factory=list, exclude=True)
 
 
+class CodeFingerprint(BaseModel):
+    """A submission's Python code, normalised (see images/fingerprint.py): equal digests mean the
+    same code up to names, comments and formatting; `statements` are the normalised statements'
+    hashes, sorted (a multiset), so a copy that adds or changes a few still shows."""
+
+    digest: str
+    statements: list[str] = Field(default_factory=list)
+
+
+class ModelFile(BaseModel):
+    """One weight file a submission's models resolved to, by content."""
+
+    repository: str
+    path: str
+    size: int
+    blob: str  # the hub cache's content hash (sha256 for LFS files)
+
+
 class PreparedSubmission(BaseModel):
     """A submission ready for a GPU worker: checked, its environment built, models fetched."""
 
@@ -171,3 +189,5 @@ class PreparedSubmission(BaseModel):
     code_bytes: int = 0
     models_bytes: int = 0
     checks: CheckReport = Field(default_factory=CheckReport)
+    code_fingerprint: CodeFingerprint | None = None
+    model_files: list[ModelFile] = Field(default_factory=list)

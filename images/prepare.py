@@ -10,6 +10,7 @@ from edgemaxx.models import Backend, PreparedSubmission, SubmissionSource
 from edgemaxx.settings import Settings
 from images import build, lock, manifest
 from images.checks import static_checks
+from images.fingerprint import code_fingerprint, model_files
 from images.prefetch import prefetch
 from images.source import code_bytes, fetch_source
 
@@ -46,8 +47,11 @@ def prepare(settings: Settings, source: SubmissionSource, backend: Backend, *, n
     # 4. Models into the shared cache (mounted read-only at run time).
     progress("fetching models")
     models_bytes = prefetch(specs, settings.models_cache) if specs else 0
+
+    # 5. What it is made of, for copy detection.
     return PreparedSubmission(
         name=name or source.label, source=source, code_dir=code_dir, backend=backend,
         environment=environment, models=specs, code_bytes=code_bytes(code_dir),
-        models_bytes=models_bytes, checks=report,
+        models_bytes=models_bytes, checks=report, code_fingerprint=code_fingerprint(code_dir),
+        model_files=model_files(settings.models_cache, specs),
     )

@@ -1,20 +1,23 @@
-"""Weights from a finished contest run: winners by improvement, duplicates and copies excluded."""
+"""Weights from a finished contest run: winners by improvement, duplicates, copies and ties excluded.
+
+1. Duplicates (same repository or same revision as an earlier commitment) are dropped.
+2. Copies (scoring/copies.py) are flagged with their evidence; under the contest's default
+   `copy_policy = "no-earn"` they earn nothing (`"flag-only"` shows them and lets them earn).
+3. Ties: a score within the contest's `tie_margin` of the baseline (1), or of a submission committed
+   earlier, cannot be told apart from it by the measurement; ties go to the earliest commitment, as
+   duplicates do, so a tied later submission earns nothing.
+4. The rest earn in proportion to score − 1 (only scores above 1, i.e. beating the baseline).
+"""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.contest import Contest, NoWinner
-
-if TYPE_CHECKING:
-    import numpy as np
-
-# Outputs whose mean absolute pixel difference (0-255) is under this, on every input, are copies.
-COPY_TOLERANCE = 1.0
+from edgemaxx.contest import Contest, CopyPolicy, NoWinner
+from edgemaxx.models import CodeFingerprint, ModelFile
+from scoring.copies import Candidate, CopyEvidence, Reference, find_copies
 
 
 class Entry(BaseModel):
@@ -27,17 +30,25 @@ class Entry(BaseModel):
     block: int  # the block its commitment was made at: earlier wins ties
     score: float | None  # None = invalid
     outputs: list[bytes | None] = Field(default_factory=list, exclude=True)
+    baseline_outputs: list[bytes | None] = Field(default_factory=list, exclude=True)
+    code: CodeFingerprint | None = None
+    model_files: list[ModelFile] = Field(default_factory=list)
 
 
 class Weighting(BaseModel):
     weights: dict[int, float]  # uid → weight, summing to 1 (or empty)
     duplicates: dict[str, str] = Field(default_factory=dict)  # hotkey → earlier hotkey
-    copies: dict[str, str] = Field(default_factory=dict)  # hotkey → earlier hotkey
+    copies: dict[str, CopyEvidence] = Field(default_factory=dict)  # hotkey → the evidence
+    ties: dict[str, str] = Field(default_factory=dict)  # hotkey → "baseline" or the earlier hotkey it ties
 
 
 def repository_key(repository: str) -> str:
     """Repositories compare case-insensitively, without a trailing slash or `.git`."""
     return repository.lower().rstrip("/").removesuffix(".git")
+
+
+def _earliest_first(entries: Sequence[Entry]) -> list[Entry]:
+    return sorted(entries, key=lambda e: (e.block, e.uid))
 
 
 def drop_duplicates(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, str]]:
@@ -46,7 +57,7 @@ def drop_duplicates(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, st
     duplicates: dict[str, str] = {}
     seen_repo: dict[str, Entry] = {}
     seen_rev: dict[str, Entry] = {}
-    for entry in sorted(entries, key=lambda e: (e.block, e.uid)):
+    for entry in _earliest_first(entries):
         earlier = seen_repo.get(repository_key(entry.repository)) or seen_rev.get(entry.revision.lower())
         if earlier is not None:
             duplicates[entry.hotkey] = earlier.hotkey
@@ -57,57 +68,37 @@ def drop_duplicates(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, st
     return kept, duplicates
 
 
-def _thumbnail(data: bytes | None) -> np.ndarray | None:
-    import numpy as np
-    from PIL import Image
-
-    if data is None:
-        return None
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.float32)
-    except OSError:
-        return None
-
-
-def is_copy(outputs: Sequence[bytes | None], earlier: Sequence[bytes | None],
-            tolerance: float = COPY_TOLERANCE) -> bool:
-    """Byte-identical, or within `tolerance` mean absolute pixel difference, on every input."""
-    if not outputs or len(outputs) != len(earlier):
-        return False
-    for mine, theirs in zip(outputs, earlier, strict=True):
-        if mine is None or theirs is None:
-            return False
-        if mine == theirs:
-            continue
-        a, b = _thumbnail(mine), _thumbnail(theirs)
-        if a is None or b is None or a.shape != b.shape:
-            return False
-        if float(abs(a - b).mean()) >= tolerance:
-            return False
-    return True
-
-
-def find_copies(entries: Sequence[Entry]) -> dict[str, str]:
-    """hotkey → the earlier-committed hotkey whose outputs it reproduces."""
-    copies: dict[str, str] = {}
-    ordered = sorted(entries, key=lambda e: (e.block, e.uid))
-    for index, entry in enumerate(ordered):
+def find_ties(entries: Sequence[Entry], margin: float) -> dict[str, str]:
+    """hotkey → what it ties with: the baseline (score ≤ 1 + margin) or an earlier-committed entry
+    whose score it is within the margin of (earliest first, so the first of a tie keeps it)."""
+    ties: dict[str, str] = {}
+    earlier: list[Entry] = []
+    for entry in _earliest_first(entries):
         if entry.score is None:
             continue
-        for earlier in ordered[:index]:
-            if earlier.score is not None and earlier.hotkey not in copies and is_copy(entry.outputs, earlier.outputs):
-                copies[entry.hotkey] = earlier.hotkey
-                break
-    return copies
+        if 1.0 < entry.score <= 1.0 + margin:
+            ties[entry.hotkey] = "baseline"
+        else:
+            rival = next((e for e in earlier if e.score is not None and e.hotkey not in ties
+                          and abs(entry.score - e.score) <= margin * e.score), None)
+            if rival is not None:
+                ties[entry.hotkey] = rival.hotkey
+        earlier.append(entry)
+    return ties
 
 
-def weights(entries: Sequence[Entry], contest: Contest) -> Weighting:
-    """Only submissions that beat the baseline (score > 1) earn, in proportion to score − 1."""
+def weights(entries: Sequence[Entry], contest: Contest, baseline: Reference | None = None) -> Weighting:
+    """Only submissions that beat the baseline, and are neither duplicates, copies nor ties, earn."""
     kept, duplicates = drop_duplicates(entries)
-    copies = find_copies(kept)
-    eligible = [e for e in kept if e.score is not None and e.hotkey not in copies]
-    winners = {e.uid: e.score - 1.0 for e in eligible if e.score is not None and e.score > 1.0}
+    candidates = [Candidate(hotkey=e.hotkey, block=e.block, uid=e.uid, score=e.score, outputs=e.outputs,
+                            baseline_outputs=e.baseline_outputs, code=e.code, model_files=e.model_files)
+                  for e in kept if e.score is not None]
+    copies = find_copies(candidates, baseline or Reference(), contest.tie_margin)
+    barred = set(copies) if contest.copy_policy is CopyPolicy.NO_EARN else set()
+    eligible = [e for e in kept if e.score is not None and e.hotkey not in barred]
+    ties = find_ties(eligible, contest.tie_margin)
+    winners = {e.uid: e.score - 1.0 for e in eligible
+               if e.score is not None and e.score > 1.0 and e.hotkey not in ties}
     if winners:
         total = sum(winners.values())
         result = {uid: gain / total for uid, gain in winners.items()}
@@ -117,4 +108,4 @@ def weights(entries: Sequence[Entry], contest: Contest) -> Weighting:
         result = {e.uid: 1.0 / len(eligible) for e in eligible}
     else:
         result = {}
-    return Weighting(weights=result, duplicates=duplicates, copies=copies)
+    return Weighting(weights=result, duplicates=duplicates, copies=copies, ties=ties)
