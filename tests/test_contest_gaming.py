@@ -68,7 +68,8 @@ def board(tmp_path_factory, base_image):
 
 
 def _table(rows: dict) -> str:
-    return "\n".join(f"{h}: {r['state']} score={r['score']} weight={r['weight']} {r['flagged']}" for h, r in rows.items())
+    return "\n".join(f"{hotkey}: {r['state']} score={r['score']} weight={r['weight']} {r['flagged']}"
+                     for hotkey, r in rows.items())
 
 
 def test_the_original_earns_and_its_copies_do_not(board):
