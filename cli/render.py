@@ -91,6 +91,7 @@ def run_table(rows: list[RunResult], title: str) -> Table:
 
 
 def per_request_table(rows: list[RunResult]) -> Table:
+    """Time per request; on a GPU also its SM clock, power and any clock-event reason (why it was slow)."""
     table = Table(title="generation time per request")
     table.add_column("#", justify="right")
     for row in rows:
@@ -100,7 +101,14 @@ def per_request_table(rows: list[RunResult]) -> Table:
         cells = []
         for row in rows:
             outcome = row.requests[index] if index < len(row.requests) else None
-            cells.append("—" if outcome is None else f"{outcome.generation_time_s:.3f} s")
+            if outcome is None:
+                cells.append("—")
+                continue
+            cell = f"{outcome.generation_time_s:.3f} s"
+            if outcome.gpu is not None:
+                events = ",".join(e for e in outcome.gpu.clock_events if e != "gpu_idle")
+                cell += f" · {outcome.gpu.sm_clock_mhz:.0f} MHz {outcome.gpu.power_w:.0f} W {events}".rstrip()
+            cells.append(cell)
         table.add_row(str(index + 1), *cells)
     return table
 

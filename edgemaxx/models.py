@@ -80,6 +80,19 @@ class CheckReport(BaseModel):
         return next((c for c in self.checks if not c.ok), None)
 
 
+class GpuTelemetry(BaseModel):
+    """What the GPU was doing while a request ran (read-only NVML samples): why a run was slow."""
+
+    samples: int
+    sm_clock_mhz: float  # mean over the request
+    sm_clock_min_mhz: int
+    mem_clock_mhz: float
+    power_w: float  # mean
+    temperature_c: int  # highest
+    # Clock-event ("throttle") reasons seen during the request, NVML's names (e.g. "sw_power_cap").
+    clock_events: list[str] = Field(default_factory=list)
+
+
 class RequestOutcome(BaseModel):
     """One inference request as the validator saw it."""
 
@@ -90,6 +103,7 @@ class RequestOutcome(BaseModel):
     height: int | None = None
     decoded: bool
     error: str = ""
+    gpu: GpuTelemetry | None = None  # None where there is no GPU
 
 
 class Metrics(BaseModel):
@@ -104,6 +118,7 @@ class Metrics(BaseModel):
     peak_ram_bytes: int | None = None
     code_bytes: int = 0
     models_bytes: int = 0
+    gpu_telemetry: list[GpuTelemetry] = Field(default_factory=list)  # per measured request, on a GPU
 
     @property
     def size_bytes(self) -> int:
@@ -137,6 +152,21 @@ class Metrics(BaseModel):
             "energy_per_image_j": self.energy_per_image_j,
             "peak_ram_bytes": self.peak_ram_bytes,
             "size_bytes": self.size_bytes,
+            **self.telemetry_summary(),
+        }
+
+    def telemetry_summary(self) -> dict[str, float | int | str | None]:
+        """The GPU's state over the measured requests: median SM clock, mean power, hottest,
+        every clock-event reason seen (empty where there is no GPU)."""
+        samples = self.gpu_telemetry
+        if not samples:
+            return {}
+        return {
+            "sm_clock_mhz_median": statistics.median(t.sm_clock_mhz for t in samples),
+            "sm_clock_mhz_min": min(t.sm_clock_min_mhz for t in samples),
+            "power_w_mean": round(statistics.fmean(t.power_w for t in samples), 1),
+            "temperature_c_max": max(t.temperature_c for t in samples),
+            "clock_events": ",".join(sorted({e for t in samples for e in t.clock_events})),
         }
 
 

@@ -1,4 +1,6 @@
-"""NVML readings for one GPU: per-process memory, device memory, the energy counter.
+"""NVML readings for one GPU: per-process memory, device memory, the energy counter, clocks.
+
+Everything here only reads: the validator never changes a GPU's clocks or limits.
 
 `nvidia-ml-py` imports without a GPU; `open_gpu` returns None where NVML or the device is
 missing, so GPU metrics stay None (never 0) on CPU-only hosts.
@@ -12,6 +14,28 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+# NVML's clock-event reason bits (nvmlClocksEventReason*, formerly "throttle reasons").
+CLOCK_EVENTS = {
+    0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap", 0x8: "hw_slowdown",
+    0x10: "sync_boost", 0x20: "sw_thermal_slowdown", 0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting",
+}
+
+
+@dataclass(frozen=True)
+class ClockSample:
+    at: float  # time.monotonic()
+    sm_mhz: int
+    mem_mhz: int
+    power_mw: int
+    temperature_c: int
+    events: int  # bitmask of CLOCK_EVENTS
+
+
+def clock_event_names(mask: int) -> list[str]:
+    return [name for bit, name in CLOCK_EVENTS.items() if mask & bit]
 
 
 @dataclass
@@ -39,6 +63,22 @@ class Gpu:
         import pynvml
 
         return int(pynvml.nvmlDeviceGetMemoryInfo(self.handle).used)
+
+    def clocks(self, at: float) -> ClockSample | None:
+        """SM and memory clocks, power, temperature and clock-event reasons now; None if NVML can't say."""
+        import pynvml
+
+        try:
+            reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
+                pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+            return ClockSample(
+                at=at, sm_mhz=int(pynvml.nvmlDeviceGetClockInfo(self.handle, pynvml.NVML_CLOCK_SM)),
+                mem_mhz=int(pynvml.nvmlDeviceGetClockInfo(self.handle, pynvml.NVML_CLOCK_MEM)),
+                power_mw=int(pynvml.nvmlDeviceGetPowerUsage(self.handle)),
+                temperature_c=int(pynvml.nvmlDeviceGetTemperature(self.handle, pynvml.NVML_TEMPERATURE_GPU)),
+                events=int(reasons(self.handle)))
+        except pynvml.NVMLError:
+            return None
 
     def energy_mj(self) -> int | None:
         import pynvml

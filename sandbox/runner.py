@@ -106,10 +106,12 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             for index, request in enumerate(requests):
                 what = f"request {index + 1} of {len(requests)}"
                 progress("request", index + 1, len(requests))
+                sent = time.monotonic()
                 data, elapsed = _request(client, request,
                                          _bounded(limits.request_timeout_s, run), what)
                 outcome = RequestOutcome(index=index, generation_time_s=elapsed,
-                                         output_bytes=len(data), decoded=False)
+                                         output_bytes=len(data), decoded=False,
+                                         gpu=sampler.telemetry(sent, time.monotonic()))
                 result.requests.append(outcome)
                 try:
                     outcome.width, outcome.height = check_image(data, request.width, request.height)
@@ -119,6 +121,8 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
                 outcome.decoded = True
                 result.outputs.append(data)
                 result.metrics.generation_times_s.append(elapsed)
+                if outcome.gpu is not None:
+                    result.metrics.gpu_telemetry.append(outcome.gpu)
                 if time.monotonic() - last_disk_check > _DISK_CHECK_EVERY_S:
                     _check_scratch(box, limits)
                     last_disk_check = time.monotonic()
