@@ -1,0 +1,1 @@
+"""By-hand benchmarks (run from the repository root; results in docs/benchmarks.md). Not shipped."""
