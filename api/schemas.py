@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import Metrics
+from edgemaxx.models import Metrics, SandboxTier
 from state.records import ChainStatus, Progress, SubmissionState
 
 
@@ -13,6 +13,7 @@ class WorkerPublic(BaseModel):
     kind: str
     gpu: int | None
     gpu_name: str | None
+    tier: SandboxTier | None = None
     alive: bool
     busy: bool
     progress: Progress

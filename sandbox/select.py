@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from edgemaxx.constants import ENV_LAUNCHER, ENV_VENV_PYTHON
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import Backend, BackendChoice, PreparedSubmission
+from edgemaxx.models import Backend, BackendChoice, PreparedSubmission, SandboxTier
 from edgemaxx.settings import Settings
 from sandbox.base import Limits, Sandbox
 
@@ -84,9 +84,35 @@ def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limit
                              uid=settings.sandbox_uid, gpu=settings.gpu, owner=settings.owner,
                              run_id=run_id, extra_env=settings.sandbox_extra_env)
     from sandbox.process_backend import ProcessSandbox
+    from sandbox.tiers import process_tier
+    from sandbox.view import gpu_device_nodes
 
     env_dir = Path(prepared.environment)
     return ProcessSandbox(env_dir / ENV_VENV_PYTHON, env_dir / ENV_LAUNCHER, prepared.code_dir,
                           settings.models_cache, settings.runs_dir, limits,
                           uid=settings.sandbox_uid, gpu=settings.gpu, run_id=run_id,
-                          extra_env=settings.sandbox_extra_env)
+                          extra_env=settings.sandbox_extra_env,
+                          report=process_tier(settings.sandbox_tier, settings.sandbox_cgroup_parent),
+                          gpu_devices=gpu_device_nodes(settings.gpu, settings.sandbox_gpu_devices),
+                          extra_ro=settings.sandbox_extra_ro_paths)
+
+
+def sandbox_tier(settings: Settings) -> SandboxTier | None:
+    """The tier this process's sandboxes run at (for status pages), None where none can run."""
+    from sandbox.tiers import process_tier
+
+    try:
+        backend = choose_backend(settings.sandbox_backend)
+    except InfrastructureError:
+        return None
+    if backend is Backend.DOCKER:
+        return SandboxTier.CONTAINER
+    return process_tier(settings.sandbox_tier, settings.sandbox_cgroup_parent).tier
+
+
+def reap_cgroups(settings: Settings, owner: str) -> int:
+    """Remove the process sandbox's run cgroups a crashed `owner` left (their tasks killed)."""
+    from sandbox.cgroup import detect, remove_leftovers
+
+    host, _why = detect(settings.sandbox_cgroup_parent)
+    return remove_leftovers(host, run_prefix(owner)) if host else 0
