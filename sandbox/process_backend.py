@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psutil
 
-from edgemaxx.constants import SANDBOX_APP_DIR, SANDBOX_MODELS_DIR
+from edgemaxx.constants import SANDBOX_APP_DIR, SANDBOX_LAUNCHER, SANDBOX_MODELS_DIR, SANDBOX_VENV
 from edgemaxx.errors import InfrastructureError
 from edgemaxx.models import Backend, MemoryGuard, SandboxTier
 from sandbox.base import Limits, describe_exit, tree_pids, tree_rss
@@ -46,7 +46,8 @@ class ProcessSandbox:
     def __init__(self, python: Path, launcher: Path, code_dir: Path, models_dir: Path,
                  runs_dir: Path, limits: Limits, *, uid: int, gpu: int | None, run_id: str,
                  extra_env: dict[str, str] | None = None, report: TierReport | None = None,
-                 gpu_devices: list[Path] | None = None, extra_ro: list[Path] | None = None) -> None:
+                 gpu_devices: list[Path] | None = None, extra_ro: list[Path] | None = None,
+                 gpu_uuid: str | None = None) -> None:
         self.python = python
         self.launcher = launcher
         self.code_dir = code_dir
@@ -55,6 +56,7 @@ class ProcessSandbox:
         self.limits = limits
         self.uid = uid
         self.gpu = gpu
+        self.gpu_uuid = gpu_uuid
         self.run_id = run_id
         self.extra_env = extra_env or {}
         self.report = report or process_tier()
@@ -110,7 +112,7 @@ class ProcessSandbox:
             if root:
                 cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                         "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
-            return cmd + [str(self.python), str(self.launcher), SANDBOX_APP_DIR]
+            return cmd + [f"{SANDBOX_VENV}/bin/python", SANDBOX_LAUNCHER, SANDBOX_APP_DIR]
         spec = json.dumps(self._view().landlock_spec())
         cmd += [sys.executable, "-I", str(CONFINE), spec, str(self.uid if root else -1), "--"]
         return cmd + [str(self.python), str(self.launcher), str(self.workspace.app)]
@@ -119,9 +121,10 @@ class ProcessSandbox:
         assert self.workspace is not None
         private = self.tier is SandboxTier.BWRAP  # /tmp is the run's own tmpfs
         home = "/tmp" if private else str(self.workspace.home)
+        venv_bin = f"{SANDBOX_VENV}/bin" if private else str(self.python.parent)
         return {
             **self.extra_env,
-            "PATH": f"{self.python.parent}:/usr/local/bin:/usr/bin:/bin",
+            "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
             "HOME": home,
             # The sandbox uid has no passwd entry on the host; getpass.getuser() (torch calls it
             # for its cache dirs) reads these first.
@@ -132,7 +135,8 @@ class ProcessSandbox:
             "HF_HUB_CACHE": SANDBOX_MODELS_DIR if private else str(self.models_dir),
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
-            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else str(self.gpu),
+            # By UUID: with only its own node visible, CUDA's numbering inside may differ.
+            "CUDA_VISIBLE_DEVICES": "" if self.gpu is None else (self.gpu_uuid or str(self.gpu)),
             "LANG": "C.UTF-8",
             STARTED_FD_ENV: str(started_w),
         }

