@@ -55,7 +55,7 @@ def _mounts() -> dict[str, Path]:
     return found
 
 
-def _own_paths() -> dict[str, str]:
+def own_paths() -> dict[str, str]:
     """This process's cgroup path per v1 controller, and "unified" for v2 (the `0::` line)."""
     paths: dict[str, str] = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
@@ -77,7 +77,7 @@ def detect(parent: str | None = None) -> tuple[CgroupHost | None, str]:
     """This host's cgroup layout if run cgroups can be created here, and a line saying what it is
     (or why not). `parent` is a path inside each hierarchy; by default the validator's own + /edgemaxx."""
     try:
-        mounts, own = _mounts(), _own_paths()
+        mounts, own = _mounts(), own_paths()
     except OSError as exc:
         return None, f"cgroups unreadable: {exc}"
     host: CgroupHost | None

@@ -1,9 +1,10 @@
 """The Landlock tier's pre-exec launcher: confine this process, then exec the submission.
 
 For hosts where namespaces cannot be created (an unprivileged container, the usual RunPod host),
-so bubblewrap cannot build a private view. Run as `python -I confine.py SPEC_JSON UID -- CMD...`
+so bubblewrap cannot build a private view. Run as `python -I confine.py SPEC_JSON -- CMD...`
 by the validator's own interpreter (which has `landlock` and `pyseccomp`); the restrictions
-survive exec and bind every descendant:
+survive exec and bind every descendant (CMD is `setpriv` when the validator is root, which drops
+to the sandbox uid as in the bwrap tier):
 
 1. Landlock: the filesystem is limited to the spec's paths (read/exec, read, write, devices);
    from ABI 4 no TCP bind/connect; from ABI 6 no signals to and no abstract unix sockets of
@@ -11,7 +12,6 @@ survive exec and bind every descendant:
 2. seccomp: `socket()` of any family but AF_UNIX fails with EPERM (no AF_INET, AF_INET6,
    AF_NETLINK, AF_PACKET...), as do ptrace, process_vm_readv/writev and io_uring (which can
    open sockets without the socket syscall).
-3. As root: drop to UID (no groups; the kernel clears capabilities), no_new_privs already set.
 
 `--probe` confines itself the same way and checks that an inet socket is refused: exit 0 means
 this tier works here. Self-contained: runs before anything of edgemaxx could be imported.
@@ -99,14 +99,6 @@ def confine(spec: dict[str, list[str]]) -> int:
     return abi
 
 
-def _drop_to(uid: int) -> None:
-    if os.geteuid() != 0 or uid < 0:
-        return
-    os.setgroups([])
-    os.setresgid(uid, uid, uid)
-    os.setresuid(uid, uid, uid)  # from root to non-root: the kernel clears every capability
-
-
 def _probe() -> int:
     """Confine this process and check the network is gone and the filesystem limited."""
     abi = confine({"read_exec": ["/usr"]})
@@ -129,17 +121,16 @@ def _probe() -> int:
 def main(argv: list[str]) -> Any:
     if argv[1:2] == ["--probe"]:
         return _probe()
-    if len(argv) < 5 or argv[3] != "--":
-        print("usage: confine.py SPEC_JSON UID -- COMMAND...", file=sys.stderr)
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: confine.py SPEC_JSON -- COMMAND...", file=sys.stderr)
         return 2
-    spec, uid, command = json.loads(argv[1]), int(argv[2]), argv[4:]
+    spec, command = json.loads(argv[1]), argv[3:]
     try:
         confine(spec)
-        _drop_to(uid)
     except (ImportError, OSError) as exc:
         print(f"edgemaxx: cannot confine the sandbox: {exc}", file=sys.stderr)
         return 125
-    os.execve(command[0], command, os.environ)
+    os.execvpe(command[0], command, os.environ)
 
 
 if __name__ == "__main__":

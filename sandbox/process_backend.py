@@ -4,7 +4,7 @@ unprivileged user, rlimits, and a cgroup where the host allows one.
 The command is built in layers, each exec'ing the next in the same process:
   sh (joins the run's cgroup) → prlimit (rlimits) → bwrap (namespaces, the view) → setpriv
   (sandbox uid, no capabilities, no_new_privs) → the venv's python → launch.py → the submission;
-or, in the Landlock tier, → python confine.py (Landlock, seccomp, uid) instead of bwrap/setpriv.
+or, in the Landlock tier, → python confine.py (Landlock, seccomp) instead of bwrap.
 The launcher writes one byte to an inherited pipe before the submission's code is imported: an
 exit before that byte is the sandbox's failure (ours), never the miner's.
 """
@@ -105,17 +105,15 @@ class ProcessSandbox:
         fsize = self.limits.scratch_mb * 2**20
         cmd = [*join_command(self.cgroup),
                "prlimit", "--core=0", "--nofile=4096", f"--fsize={fsize}", f"--nproc={self.limits.pids}", "--"]
-        root = os.geteuid() == 0
+        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups", "--no-new-privs",
+                "--inh-caps=-all", "--bounding-set=-all", "--"] if os.geteuid() == 0 else []
         if self.tier is SandboxTier.BWRAP:
             assert self.report.bwrap is not None
-            cmd += [self.report.bwrap, *self._view().bwrap_args(), "--"]
-            if root:
-                cmd += ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                        "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
-            return cmd + [f"{SANDBOX_VENV}/bin/python", SANDBOX_LAUNCHER, SANDBOX_APP_DIR]
+            return cmd + [self.report.bwrap, *self._view().bwrap_args(), "--", *drop,
+                          f"{SANDBOX_VENV}/bin/python", SANDBOX_LAUNCHER, SANDBOX_APP_DIR]
         spec = json.dumps(self._view().landlock_spec())
-        cmd += [sys.executable, "-I", str(CONFINE), spec, str(self.uid if root else -1), "--"]
-        return cmd + [str(self.python), str(self.launcher), str(self.workspace.app)]
+        return cmd + [sys.executable, "-I", str(CONFINE), spec, "--", *drop,
+                      str(self.python), str(self.launcher), str(self.workspace.app)]
 
     def _environment(self, started_w: int) -> dict[str, str]:
         assert self.workspace is not None

@@ -35,9 +35,27 @@ def _leftovers(settings, docker_client):
 
 
 def _sandbox_processes(settings):
+    """Processes of the sandbox uid inside this test's own cgroup subtree, where every process
+    sandbox it starts runs (other users of this machine have sandboxes of the same uid)."""
     import psutil
 
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == settings.sandbox_uid]
+    from sandbox.cgroup import own_paths
+
+    own = own_paths()
+    key, mine = ("memory", own["memory"]) if "memory" in own else ("", own.get("unified", "/"))
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        if not proc.info["uids"] or proc.info["uids"].real != settings.sandbox_uid:
+            continue
+        try:
+            lines = open(f"/proc/{proc.pid}/cgroup").read().splitlines()
+        except OSError:
+            continue
+        paths = [line.split(":", 2)[2] for line in lines if key in line.split(":", 2)[1].split(",") or
+                 (not key and line.startswith("0::"))]
+        if any(p == mine or p.startswith(mine.rstrip("/") + "/") for p in paths):
+            found.append(proc)
+    return found
 
 
 @pytest.mark.parametrize("holder", HOLDERS)
