@@ -29,7 +29,7 @@ def status(redis: RedisDep) -> StatusPublic:
     for worker, alive in workers.list_workers(redis):
         shown.append(WorkerPublic(
             name=worker.name, kind=worker.kind, gpu=worker.gpu, gpu_name=worker.gpu_name,
-            alive=alive, busy=worker.busy and alive, progress=worker.progress,
+            tier=worker.tier, alive=alive, busy=worker.busy and alive, progress=worker.progress,
             busy_fraction=worker.busy_fraction(now)))
     contests = []
     for contest_id in contest_ids:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import Metrics
+from edgemaxx.models import Metrics, SandboxTier
 from scoring.copies import CopyEvidence
 from state.records import ChainStatus, Progress, SubmissionState
 
@@ -14,6 +14,7 @@ class WorkerPublic(BaseModel):
     kind: str
     gpu: int | None
     gpu_name: str | None
+    tier: SandboxTier | None = None
     alive: bool
     busy: bool
     progress: Progress

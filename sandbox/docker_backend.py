@@ -16,7 +16,7 @@ from edgemaxx.constants import (
     SANDBOX_VENV,
 )
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import Backend
+from edgemaxx.models import Backend, MemoryGuard, SandboxTier
 from sandbox.base import Limits, describe_exit, tree_pids, tree_rss
 from sandbox.sampler import Probe
 from sandbox.workspace import Workspace, create_workspace, remove_workspace
@@ -42,7 +42,8 @@ def reap(client: DockerClient, owner: str | None = None) -> int:
 
 class DockerSandbox:
     backend = Backend.DOCKER
-    enforces_memory = True
+    tier = SandboxTier.CONTAINER
+    memory_guard = MemoryGuard.KERNEL
 
     def __init__(self, client: DockerClient, image: str, code_dir: Path, models_dir: Path, runs_dir: Path,
                  limits: Limits, *, uid: int, gpu: int | None, owner: str, run_id: str,

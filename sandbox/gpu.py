@@ -107,3 +107,23 @@ def open_gpu(index: int | None) -> Gpu | None:
 def gpu_name(index: int) -> str | None:
     gpu = open_gpu(index)
     return gpu.name if gpu else None
+
+
+def device_identity(index: int) -> tuple[int | None, str | None]:
+    """GPU `index`'s device-node minor (/dev/nvidia<minor>; not always the index, e.g. in a
+    container given one GPU) and its UUID (what CUDA_VISIBLE_DEVICES names unambiguously however
+    a sandbox's view makes CUDA number its GPUs). (None, None) without NVML."""
+    gpu = open_gpu(index)
+    if gpu is None:
+        return None, None
+    import pynvml
+
+    try:
+        minor = int(pynvml.nvmlDeviceGetMinorNumber(gpu.handle))
+    except pynvml.NVMLError:
+        minor = None
+    try:
+        uuid = pynvml.nvmlDeviceGetUUID(gpu.handle)
+    except pynvml.NVMLError:
+        uuid = None
+    return minor, uuid if isinstance(uuid, str) or uuid is None else uuid.decode()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from edgemaxx.errors import SubmissionError
-from edgemaxx.models import RequestOutcome, RunResult, RunStatus, TextToImageRequest
+from edgemaxx.models import MemoryGuard, RequestOutcome, RunResult, RunStatus, TextToImageRequest
 from sandbox.base import Limits, Sandbox
 from sandbox.gpu import Gpu
 from sandbox.logs import cap
@@ -74,15 +74,18 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
                    gpu: Gpu | None, sample_interval_s: float = 0.05,
                    progress: ProgressFn = no_progress) -> RunResult:
     """Start `box`, benchmark it on `requests`, and return the result; `box` is always removed."""
-    result = RunResult(name=name, backend=box.backend, status=RunStatus.OK)
+    result = RunResult(name=name, backend=box.backend, status=RunStatus.OK, tier=box.tier,
+                       memory_guard=box.memory_guard)
     run = _Deadline(limits.run_timeout_s)
     with box:
+        # Where no cgroup holds the sandbox, the sampler is the memory limit: it can only act
+        # between samples, so a fast allocation can overshoot until the next one.
         sampler = Sampler(
             probe=box.probe(), gpu=gpu, interval_s=sample_interval_s,
-            memory_limit=None if box.enforces_memory else limits.memory_mb * 2**20,
+            memory_limit=None if box.memory_guard is MemoryGuard.KERNEL else limits.memory_mb * 2**20,
             on_over_limit=lambda used: box.kill(
-                f"was killed for exceeding the {limits.memory_mb} MiB memory limit "
-                f"(used {used / 2**20:.0f} MiB)"),
+                f"was killed by the validator's memory sampler for exceeding the {limits.memory_mb} "
+                f"MiB memory limit (used {used / 2**20:.0f} MiB)"),
         )
         sampler.start()
         started = time.monotonic()

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 from edgemaxx.constants import ENV_LAUNCHER, ENV_VENV_PYTHON
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import Backend, BackendChoice, PreparedSubmission
+from edgemaxx.models import Backend, BackendChoice, PreparedSubmission, SandboxTier
 from edgemaxx.settings import Settings
 from sandbox.base import Limits, Sandbox
 
 if TYPE_CHECKING:
     from docker import DockerClient
+
+    from sandbox.tiers import TierReport
 
 _clients: dict[int, DockerClient] = {}
 
@@ -83,10 +85,43 @@ def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limit
                              settings.models_cache, settings.runs_dir, limits,
                              uid=settings.sandbox_uid, gpu=settings.gpu, owner=settings.owner,
                              run_id=run_id, extra_env=settings.sandbox_extra_env)
+    from sandbox.gpu import device_identity
     from sandbox.process_backend import ProcessSandbox
+    from sandbox.view import gpu_device_nodes
 
+    minor, gpu_uuid = device_identity(settings.gpu) if settings.gpu is not None else (None, None)
     env_dir = Path(prepared.environment)
     return ProcessSandbox(env_dir / ENV_VENV_PYTHON, env_dir / ENV_LAUNCHER, prepared.code_dir,
                           settings.models_cache, settings.runs_dir, limits,
                           uid=settings.sandbox_uid, gpu=settings.gpu, run_id=run_id,
-                          extra_env=settings.sandbox_extra_env)
+                          extra_env=settings.sandbox_extra_env,
+                          report=tier_report(settings),
+                          gpu_devices=gpu_device_nodes(settings.gpu, settings.sandbox_gpu_devices, minor),
+                          gpu_uuid=gpu_uuid,
+                          extra_ro=settings.sandbox_extra_ro_paths)
+
+
+def tier_report(settings: Settings) -> TierReport:
+    """The process sandbox's tier on this host for these settings (probed once per process)."""
+    from sandbox.tiers import process_tier
+
+    return process_tier(settings.sandbox_tier, settings.sandbox_cgroup_parent, settings.sandbox_bwrap)
+
+
+def sandbox_tier(settings: Settings) -> SandboxTier | None:
+    """The tier this process's sandboxes run at (for status pages), None where none can run."""
+    try:
+        backend = choose_backend(settings.sandbox_backend)
+    except InfrastructureError:
+        return None
+    if backend is Backend.DOCKER:
+        return SandboxTier.CONTAINER
+    return tier_report(settings).tier
+
+
+def reap_cgroups(settings: Settings, owner: str) -> int:
+    """Remove the process sandbox's run cgroups a crashed `owner` left (their tasks killed)."""
+    from sandbox.cgroup import detect, remove_leftovers
+
+    host, _why = detect(settings.sandbox_cgroup_parent)
+    return remove_leftovers(host, run_prefix(owner)) if host else 0

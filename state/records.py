@@ -7,7 +7,14 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import CheckReport, Metrics, PreparedSubmission, SubmissionSource, TextToImageRequest
+from edgemaxx.models import (
+    CheckReport,
+    Metrics,
+    PreparedSubmission,
+    SandboxTier,
+    SubmissionSource,
+    TextToImageRequest,
+)
 
 
 class SubmissionState(StrEnum):
@@ -68,6 +75,7 @@ class WorkerStatus(BaseModel):
     kind: str  # gpu or builder
     gpu: int | None = None
     gpu_name: str | None = None
+    tier: SandboxTier | None = None  # how its sandboxes hold submissions (GPU workers)
     busy: bool = False
     progress: Progress = Field(default_factory=lambda: Progress(phase="idle"))
     heartbeat: float = Field(default_factory=time.time)

@@ -15,7 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = ["crash-at-load", "no-socket", "hang-on-request", "garbage-output", "memory-hog",
-           "network-probe"]
+           "network-probe", "steal-data", "leave-behind", "memory-burst", "device-probe",
+           "network-after-load"]
+# What holds a submission: Docker, or the process sandbox at each of its tiers.
+HOLDERS = ["docker", "bwrap", "landlock"]
 # Where test runs keep clones, environments and run dirs. Not under /tmp/pytest-of-root
 # (mode 0700): the unprivileged sandbox user must reach its run directory.
 TEST_DATA = Path(os.environ.get("EDGEMAXX_TEST_DATA", "/var/lib/edgemaxx-tests"))
@@ -40,6 +43,15 @@ def settings() -> Settings:
         run_timeout_s=300,
         sample_interval_s=0.05,
     )
+
+
+def held(settings: Settings, holder: str) -> tuple[Settings, Backend]:
+    """Settings and backend that run a submission in `holder` (see HOLDERS)."""
+    from edgemaxx.models import SandboxTier
+
+    if holder == "docker":
+        return settings, Backend.DOCKER
+    return settings.model_copy(update={"sandbox_tier": SandboxTier(holder)}), Backend.PROCESS
 
 
 @pytest.fixture(scope="session")

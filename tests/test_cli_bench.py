@@ -33,6 +33,8 @@ def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
     for row in (baseline_row, submission_row):
         assert " ok " in row and "3/3 decoded" in row
     assert f"{backend} sandbox · 3 inputs" in result.stdout
+    tier = "container" if backend == "docker" else "bwrap"  # this machine allows namespaces
+    assert f" {tier} " in baseline_row and f" {tier} " in submission_row, baseline_row
     # It ends as a validator would: similarity, each score term with its weight, the score.
     assert "similarity (st-lpips): mean 1.000, worst input 1.000" in result.stdout
     assert "│ generation_time │" in result.stdout and "│ similarity      │ 1.0000 │   0.50 │" in result.stdout
@@ -42,6 +44,7 @@ def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
     assert len(list((out / "submission").glob("*.jpg"))) == 3
     report = json.loads((out / "report.json").read_text())
     assert report["backend"] == backend and report["error"] == ""
+    assert report["baseline"]["tier"] == tier and report["baseline"]["memory_guard"] == "kernel"
     assert report["score"] > 1.0 and report["score_terms"]["generation_time"] > 1.0
 
 

@@ -16,6 +16,7 @@ from rq.utils import now
 from edgemaxx.contest import all_contests
 from edgemaxx.settings import Settings
 from sandbox.gpu import gpu_name
+from sandbox.select import sandbox_tier
 from state import keys, workers
 from state.records import WorkerStatus
 from worker import context
@@ -74,7 +75,8 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     recover_orphans(redis, queue_names, name)
 
     # 2. Publish status, with a heartbeat the API reads.
-    status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=gpu_name(gpu) if gpu is not None else None)
+    status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=gpu_name(gpu) if gpu is not None else None,
+                          tier=sandbox_tier(settings) if kind == "gpu" else None)
     workers.reset_busy(redis, name)
     ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
     context.configure(ctx)

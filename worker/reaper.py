@@ -10,7 +10,7 @@ import psutil
 
 from edgemaxx.errors import InfrastructureError
 from edgemaxx.settings import Settings
-from sandbox.select import run_prefix
+from sandbox.select import reap_cgroups, run_prefix
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +78,4 @@ def reap_leftovers(settings: Settings, owner: str) -> None:
     if killed:
         log.warning("killed %d leftover sandbox process(es) of %s", killed, owner)
     reap_run_dirs(settings, owner)
+    reap_cgroups(settings, owner)

@@ -7,10 +7,9 @@ import os
 import pytest
 
 from edgemaxx.constants import LABEL_OWNER
-from edgemaxx.models import Backend, RunStatus
+from edgemaxx.models import Backend, MemoryGuard, RunStatus, SandboxTier
+from tests.conftest import HOLDERS, held
 from worker.evaluate import benchmark, limits_for
-
-BACKENDS = list(Backend)
 
 # What each hostile fixture must be blamed for, as the miner reads it.
 EXPECTED = {
@@ -18,7 +17,7 @@ EXPECTED = {
     "no-socket": "did not open inferences.sock within the 8 s load timeout",
     "hang-on-request": "warm-up request 1 took longer than the 10.00 s request timeout",
     "garbage-output": "do not decode as an image",
-    "memory-hog": "for exceeding the 1024 MiB memory limit",
+    "memory-hog": "was killed by the kernel for exceeding the 1024 MiB memory limit",
     "network-probe": "exited with code 1 before opening inferences.sock",
 }
 
@@ -36,20 +35,41 @@ def _leftovers(settings, docker_client):
 
 
 def _sandbox_processes(settings):
+    """Processes of the sandbox uid inside this test's own cgroup subtree, where every process
+    sandbox it starts runs (other users of this machine have sandboxes of the same uid)."""
     import psutil
 
-    return [p for p in psutil.process_iter(["uids"]) if p.info["uids"] and p.info["uids"].real == settings.sandbox_uid]
+    from sandbox.cgroup import own_paths
+
+    own = own_paths()
+    key, mine = ("memory", own["memory"]) if "memory" in own else ("", own.get("unified", "/"))
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        if not proc.info["uids"] or proc.info["uids"].real != settings.sandbox_uid:
+            continue
+        try:
+            lines = open(f"/proc/{proc.pid}/cgroup").read().splitlines()
+        except OSError:
+            continue
+        paths = [line.split(":", 2)[2] for line in lines if key in line.split(":", 2)[1].split(",") or
+                 (not key and line.startswith("0::"))]
+        if any(p == mine or p.startswith(mine.rstrip("/") + "/") for p in paths):
+            found.append(proc)
+    return found
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_baseline_yields_identical_images_on_two_runs(backend, settings, prepared, requests_small,
+@pytest.mark.parametrize("holder", HOLDERS)
+def test_baseline_yields_identical_images_on_two_runs(holder, settings, prepared, requests_small,
                                                       docker_client):
+    settings, backend = held(settings, holder)
     submission = prepared("flux-baseline", backend)
     limits = _limits(settings, load_timeout_s=120, request_timeout_s=30)
     first = benchmark(settings, submission, requests_small, limits)
     second = benchmark(settings, submission, requests_small, limits)
     for run in (first, second):
         assert run.status is RunStatus.OK, run.reason + "\n" + run.log_tail
+        assert run.tier is (SandboxTier.CONTAINER if holder == "docker" else SandboxTier(holder))
+        assert run.memory_guard is MemoryGuard.KERNEL  # this machine allows cgroups
         assert len(run.outputs) == len(requests_small)
         assert all(r.decoded and (r.width, r.height) == (128, 128) for r in run.requests)
         assert run.metrics.load_time_s and run.metrics.load_time_s > 0
@@ -61,10 +81,11 @@ def test_baseline_yields_identical_images_on_two_runs(backend, settings, prepare
     assert _leftovers(settings, docker_client) == ([], [])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("holder", HOLDERS)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_hostile_submission_is_invalid_with_reason(name, backend, settings, prepared,
+def test_hostile_submission_is_invalid_with_reason(name, holder, settings, prepared,
                                                    requests_small, docker_client):
+    settings, backend = held(settings, holder)
     submission = prepared(name, backend)
     result = benchmark(settings, submission, requests_small, _limits(settings))
     assert result.status is RunStatus.INVALID
@@ -74,7 +95,11 @@ def test_hostile_submission_is_invalid_with_reason(name, backend, settings, prep
     if name == "network-probe":
         log = result.log_tail
         assert "NETWORK REACHABLE" not in log and "NETWORK ESCAPE" not in log, log
-        assert "interfaces besides lo: []" in log, log
+        if holder == "landlock":  # the host's network namespace, but no socket but AF_UNIX
+            assert "interfaces unreadable: PermissionError" in log, log
+            assert "NETWORK BLOCKED host redis 127.0.0.1:6379: PermissionError" in log, log
+        else:
+            assert "interfaces besides lo: []" in log, log
         assert "NETWORK BLOCKED dns example.com" in log, log
         assert "NETWORK BLOCKED host redis 127.0.0.1:6379" in log, log
     if name == "crash-at-load":

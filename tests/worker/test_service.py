@@ -108,6 +108,7 @@ def test_submission_goes_from_enqueue_to_scored(service):
     assert status["redis"] is True and status["healthy"] is True
     worker = next(w for w in status["workers"] if w["name"] == service["worker_name"])
     assert worker["alive"] and worker["kind"] == "gpu"
+    assert worker["tier"] == "bwrap", worker  # the process sandbox's tier here (namespaces allowed)
     assert status["contests"][0]["states"].get("scored", 0) >= 1
 
     page = httpx.get(f"{service['base']}/", timeout=10)
