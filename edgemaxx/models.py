@@ -83,6 +83,9 @@ class CheckResult(BaseModel):
     name: str
     ok: bool
     reason: str = ""
+    # Could not be decided here (e.g. the hub is unreachable): not a failure, the validator
+    # decides when it prepares the submission.
+    unknown: bool = False
 
 
 class CheckReport(BaseModel):

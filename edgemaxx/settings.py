@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,16 @@ def _default_process_python() -> Path:
     return system if system.exists() else Path(sys.executable)
 
 
+def _default_process_interpreters() -> list[Path]:
+    # Candidates for a submission's requires-python in the process sandbox, after process_python.
+    # Ones the sandbox user cannot run (e.g. pyenv's under a private /root) are skipped, with why.
+    found: list[Path] = []
+    for pattern in ("/usr/bin/python3.[0-9]*", "/usr/local/bin/python3.[0-9]*",
+                    str(Path.home() / ".pyenv/versions/*/bin/python3")):
+        found += sorted(p for p in map(Path, glob.glob(pattern)) if not p.name.endswith("-config"))
+    return found
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EDGEMAXX_", env_file=".env", extra="ignore")
 
@@ -48,12 +59,17 @@ class Settings(BaseSettings):
     models_dir: Path | None = None  # shared HF cache; defaults to data_dir/models
 
     # Building sandbox images.
-    base_image: str = "edgemaxx-base:bookworm"
+    base_image: str = "edgemaxx-base:bookworm-git"
     sandbox_dockerfile: Path | None = None  # None: the one shipped in images/
     # Extra wheels offered to pip (--find-links) at build time.
     wheelhouse: Path | None = Field(default_factory=_default_wheelhouse)
     extra_ca_bundle: Path | None = None  # PEM appended to the system bundle for builds and clones
     build_timeout_s: float = 1800.0
+    # Let uv download a Python (python-build-standalone) at build time when neither the base
+    # image nor the host has one satisfying a submission's requires-python.
+    python_downloads: bool = False
+    # A gitconfig used by git dependency fetches at build time (e.g. `url.<mirror>.insteadOf`).
+    build_git_config: Path | None = None
     dependency_blacklist: list[str] = Field(
         default_factory=lambda: ["pyarmor", "pyarmor-runtime", "pyobfuscate", "pyconcrete"]
     )
@@ -79,6 +95,7 @@ class Settings(BaseSettings):
     # the model cache (e.g. an interpreter's site-packages that a venv's .pth points at).
     sandbox_extra_ro_paths: list[Path] = Field(default_factory=list)
     process_python: Path = Field(default_factory=_default_process_python)
+    process_interpreters: list[Path] = Field(default_factory=_default_process_interpreters)
     sandbox_memory_mb: int = 16384
     sandbox_pids_limit: int = 1024
     sandbox_cpus: float | None = None

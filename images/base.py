@@ -17,7 +17,9 @@ from edgemaxx.errors import InfrastructureError
 if TYPE_CHECKING:
     from docker import DockerClient
 
-PACKAGES = "python3,python3-venv,ca-certificates"
+# git: uv shells out to it for locked git dependencies (every SN39 submission has one), as the
+# original validator's image does. Changing this list means a new base image tag (Settings).
+PACKAGES = "python3,python3-venv,ca-certificates,git"
 
 
 def base_image_exists(client: DockerClient, name: str) -> bool:

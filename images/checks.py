@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgemaxx.constants import MAX_CODE_BYTES, MAX_MODELS_BYTES
-from edgemaxx.errors import SubmissionError
+from edgemaxx.errors import InfrastructureError, SubmissionError
 from edgemaxx.models import Backend, CheckReport, CheckResult, ModelSpec, SubmissionSource
 from edgemaxx.settings import Settings
 from images import lock, manifest
+from images.prefetch import model_size
 from images.source import code_bytes
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
-log = logging.getLogger(__name__)
-
 # Files that betray an obfuscator even when it is vendored rather than declared.
 _OBFUSCATOR_MARKERS = ("pyarmor_runtime", "__pyarmor__", "pytransform")
+
+
+class Undecided(Exception):
+    """A check that cannot be decided here; the reason says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _check(report: CheckReport, name: str, fn: Callable[[], str]) -> bool:
@@ -29,6 +35,9 @@ def _check(report: CheckReport, name: str, fn: Callable[[], str]) -> bool:
     except SubmissionError as exc:
         report.checks.append(CheckResult(name=name, ok=False, reason=exc.reason))
         return False
+    except Undecided as exc:
+        report.checks.append(CheckResult(name=name, ok=True, unknown=True, reason=exc.reason))
+        return True
     report.checks.append(CheckResult(name=name, ok=True, reason=detail))
     return True
 
@@ -54,50 +63,39 @@ def _blacklist(root: Path, pyproject: dict, blacklist: list[str]) -> str:
     return "none used"
 
 
-def model_size(spec: ModelSpec, timeout_s: float = 10.0) -> int | None:
-    """Total bytes of the files a model entry fetches, from the hub's metadata; None if unknown."""
-    from fnmatch import fnmatch
-
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        info = HfApi().model_info(spec.repository, revision=spec.revision, files_metadata=True,
-                                  timeout=timeout_s)
-    except (HfHubHTTPError, OSError, ValueError) as exc:
-        log.info("size of %s unknown: %s", spec.repository, exc)
-        return None
-    total = 0
-    for sibling in info.siblings or []:
-        name = sibling.rfilename
-        if spec.include and not any(fnmatch(name, p) for p in spec.include):
-            continue
-        if spec.exclude and any(fnmatch(name, p) or name.startswith(p.rstrip("/") + "/")
-                                for p in spec.exclude):
-            continue
-        total += sibling.size or 0
-    return total
-
-
 def _models_size(specs: list[ModelSpec], offline: bool) -> str:
     if not specs:
         return "no models"
     if offline:
-        return f"{len(specs)} model(s); size not checked (offline)"
-    sizes = [model_size(spec) for spec in specs]
-    known = sum(s for s in sizes if s is not None)
+        return f"{len(specs)} model(s); size checked when they are fetched"
+    known = 0
+    unreachable: list[str] = []
+    for spec in specs:
+        try:
+            known += model_size(spec)
+        except InfrastructureError as exc:
+            unreachable.append(str(exc))
     if known > MAX_MODELS_BYTES:
         raise SubmissionError(
             f"models total {known / 2**30:.1f} GiB, over the {MAX_MODELS_BYTES // 2**30} GiB limit"
         )
-    unknown = sum(s is None for s in sizes)
-    suffix = f"; {unknown} model(s) of unknown size" if unknown else ""
-    return f"{known / 2**30:.2f} GiB{suffix}"
+    if unreachable:
+        raise Undecided(f"unknown — {'; '.join(unreachable)}")
+    return f"{known / 2**30:.2f} GiB"
 
 
-def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> CheckReport:
+def _lock(root: Path, settings: Settings) -> str:
+    count = len(lock.locked_packages(root))
+    undecided = lock.check_fresh(root, python_downloads=settings.python_downloads)
+    if undecided:
+        raise Undecided(f"{count} packages locked; up to date unknown — {undecided}")
+    return f"{count} packages locked, up to date with pyproject.toml"
+
+
+def static_checks(root: Path, settings: Settings, *, offline: bool = False,
+                  report: CheckReport | None = None) -> CheckReport:
     """Every check the validator runs before building; later checks need the earlier ones."""
-    report = CheckReport()
+    report = report if report is not None else CheckReport()
     _check(report, "code-size", lambda: _code_size(root))
     parsed: list[dict] = []
 
@@ -118,7 +116,7 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
 
     if _check(report, "models", _models):
         _check(report, "models-size", lambda: _models_size(specs, offline))
-    if _check(report, "uv-lock", lambda: f"{len(lock.locked_packages(root))} packages locked"):
+    if _check(report, "uv-lock", lambda: _lock(root, settings)):
         from edgemaxx.blacklist import load_blacklist
 
         banned = [*settings.dependency_blacklist, *load_blacklist(settings.blacklist_file).dependencies]
@@ -127,13 +125,16 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False) -> C
 
 
 def full_check(settings: Settings, source: SubmissionSource, *, backend: Backend | None,
-               docker_client: DockerClient | None = None) -> CheckReport:
+               docker_client: DockerClient | None = None, report: CheckReport | None = None) -> CheckReport:
     """What a miner runs before committing, and what the validator's check queue runs: the
-    source (clone), every static check, and with a backend, the sandbox build for it."""
+    source (clone), every static check, and with a backend, the sandbox build for it.
+
+    Results are added to `report` as they come, so a caller still has them when an
+    InfrastructureError (ours, not the submission's) ends the check early."""
     from images import build as builder
     from images.source import fetch_source
 
-    report = CheckReport()
+    report = report if report is not None else CheckReport()
     code_dir: list[Path] = []
 
     def _fetch() -> str:
@@ -142,13 +143,12 @@ def full_check(settings: Settings, source: SubmissionSource, *, backend: Backend
 
     if not _check(report, "source", _fetch):
         return report
-    report.checks.extend(static_checks(code_dir[0], settings).checks)
+    static_checks(code_dir[0], settings, report=report)
     if backend is None or not report.ok:
         return report
 
     def _build() -> str:
-        requirements = lock.export_requirements(code_dir[0])
-        environment = builder.build_environment(settings, requirements, backend, docker_client)
+        environment = builder.build_environment(settings, code_dir[0], backend, docker_client)
         return f"{'image' if backend is Backend.DOCKER else 'venv'} {environment}"
 
     _check(report, "build", _build)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from edgemaxx.errors import SubmissionError
 from edgemaxx.models import Backend, PreparedSubmission, SubmissionSource
 from edgemaxx.settings import Settings
-from images import build, lock, manifest
+from images import build, manifest
 from images.checks import static_checks
 from images.fingerprint import code_fingerprint, model_files
 from images.prefetch import prefetch
@@ -39,12 +39,11 @@ def prepare(settings: Settings, source: SubmissionSource, backend: Backend, *, n
         raise SubmissionError(f"check {failure.name} failed: {failure.reason}")
     specs = manifest.read_manifest(code_dir).models
 
-    # 3. The environment, keyed by the locked requirements.
-    requirements = lock.export_requirements(code_dir)
+    # 3. The environment, keyed by what the lock installs.
     progress("building")
-    environment = build.build_environment(settings, requirements, backend, docker_client)
+    environment = build.build_environment(settings, code_dir, backend, docker_client)
 
-    # 4. Models into the shared cache (mounted read-only at run time).
+    # 4. Models into the shared cache (mounted read-only at run time); size limit checked first.
     progress("fetching models")
     models_bytes = prefetch(specs, settings.models_cache) if specs else 0
 

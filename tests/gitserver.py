@@ -1,10 +1,14 @@
-"""A git server over https on loopback (dumb HTTP, self-signed CA), for clone tests."""
+"""A git server over https (dumb HTTP, self-signed CA), for clone tests and build dependencies.
+
+On loopback by default; on the Docker bridge's gateway address for image builds, whose
+containers cannot reach the host's loopback (traffic stays on this machine either way)."""
 
 from __future__ import annotations
 
 import functools
 import http.server
 import os
+import shutil
 import ssl
 import subprocess
 import threading
@@ -20,26 +24,44 @@ def git(cwd: Path, *args: str) -> str:
 
 
 class HttpsGitServer:
-    """Serves bare repositories under `root/srv` at https://127.0.0.1:PORT/NAME.git."""
+    """Serves bare repositories under `root/srv` at https://HOST:PORT/NAME.git, files beside them."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, host: str = "127.0.0.1") -> None:
         self.root = root
+        self.host = host
         self.served = root / "srv"
         self.served.mkdir(parents=True, exist_ok=True)
+        # A test CA (what clients trust: `cert`) and a server certificate it signs: rustls (uv)
+        # refuses a self-signed CA certificate used as the server's own.
         self.cert = root / "cert.pem"
-        key = root / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(key), "-out", str(self.cert)], check=True, capture_output=True)
+        ca_key, key, leaf, extensions = (root / "ca-key.pem", root / "key.pem", root / "leaf.pem",
+                                         root / "leaf.ext")
+        extensions.write_text(f"subjectAltName=IP:{host}\nbasicConstraints=CA:FALSE\n"
+                              "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        for command in (
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=edgemaxx test CA",
+             "-keyout", str(ca_key), "-out", str(self.cert)],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", str(key),
+             "-out", str(root / "leaf.csr")],
+            ["x509", "-req", "-in", str(root / "leaf.csr"), "-CA", str(self.cert), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-days", "1", "-extfile", str(extensions), "-out", str(leaf)],
+        ):
+            subprocess.run(["openssl", *command], check=True, capture_output=True)
         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(self.served))
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = http.server.ThreadingHTTPServer((host, 0), handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, key)
+        context.load_cert_chain(leaf, key)
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, name: str) -> str:
-        return f"https://127.0.0.1:{self.server.server_address[1]}/{name}.git"
+        return f"https://{self.host}:{self.server.server_address[1]}/{name}.git"
+
+    def publish_file(self, path: Path) -> str:
+        """Serve a file (e.g. a wheel) at https://HOST:PORT/files/NAME; returns its URL."""
+        (self.served / "files").mkdir(exist_ok=True)
+        shutil.copyfile(path, self.served / "files" / path.name)
+        return f"https://{self.host}:{self.server.server_address[1]}/files/{path.name}"
 
     def publish(self, work: Path, name: str) -> str:
         """Serve the repository at `work` as NAME; returns its URL."""
