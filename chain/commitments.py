@@ -73,9 +73,12 @@ def _string(data: bytes, offset: int, what: str) -> tuple[str, int]:
         raise CommitmentError(f"{what} at byte {start} is not valid UTF-8") from exc
 
 
-def decode(data: bytes, *, known_contests: dict[int, str] | None = None) -> Commitment:
-    """Parse a raw commitment; raises CommitmentError (only) with a reason."""
-    known = CONTEST_IDS if known_contests is None else known_contests
+def decode(data: bytes) -> Commitment:
+    """Parse a raw commitment; raises CommitmentError (only) with a reason.
+
+    A record for a contest number this validator does not know is kept (its `contest_id` is
+    None): the reader skips such records one by one and keeps the others, where SN39's
+    validator dropped the whole commitment."""
     if not isinstance(data, bytes | bytearray):
         raise CommitmentError(f"commitment is {type(data).__name__}, not bytes")
     data = bytes(data)
@@ -104,8 +107,6 @@ def decode(data: bytes, *, known_contests: dict[int, str] | None = None) -> Comm
             raise CommitmentError(f"truncated: record {index} contest id missing")
         (contest,) = struct.unpack_from(">H", data, offset)
         offset += 2
-        if contest not in known:
-            raise CommitmentError(f"record {index} names unknown contest {contest}")
         if not _PROVIDER.match(provider):
             raise CommitmentError(f"record {index} provider {provider!r} is not a host name")
         if not _REPO.match(repository):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -9,6 +10,8 @@ from pydantic import BaseModel, Field
 from chain.commitments import CommitmentError, CommitmentRecord, decode
 from edgemaxx.blacklist import Blacklist
 from scoring.weights import repository_key
+
+log = logging.getLogger(__name__)
 
 
 class ChainSubmission(BaseModel):
@@ -25,6 +28,9 @@ class ReadReport(BaseModel):
     submissions: list[ChainSubmission] = Field(default_factory=list)
     rejected: dict[str, str] = Field(default_factory=dict)  # hotkey → why the commitment is unreadable
     dropped: dict[str, str] = Field(default_factory=dict)  # hotkey → why it is not benchmarked
+    # hotkey → records of its commitment left out, one by one ("record 2: contest 9 is unknown"),
+    # whether or not another record of it is benchmarked.
+    skipped: dict[str, list[str]] = Field(default_factory=dict)
     registered: dict[str, int] = Field(default_factory=dict)  # hotkey → uid
 
 
@@ -63,14 +69,27 @@ def read_submissions(sub: Any, netuid: int, *, active_contests: set[str], blackl
         if hotkey in blacklist.hotkeys or neuron.coldkey in blacklist.coldkeys:
             report.dropped[hotkey] = "blacklisted"
             continue
-        for record in decoded.records:
+        kept: dict[str, tuple[int, CommitmentRecord]] = {}  # contest → its last valid record
+        skipped: list[str] = []
+        for index, record in enumerate(decoded.records, start=1):
             contest = record.contest_id
-            if contest not in active_contests:
-                report.dropped.setdefault(hotkey, f"contest {record.contest} is not active")
-                continue
-            if repository_key(record.url) in baselines:
-                report.dropped[hotkey] = "submits the baseline itself"
-                continue
+            if contest is None:
+                skipped.append(f"record {index}: contest {record.contest} is unknown")
+            elif contest not in active_contests:
+                skipped.append(f"record {index}: contest {record.contest} ({contest}) is not active")
+            elif repository_key(record.url) in baselines:
+                skipped.append(f"record {index}: submits the baseline itself")
+            else:
+                if contest in kept:  # as on SN39, a later record for the same contest wins
+                    skipped.append(f"record {kept[contest][0]}: replaced by record {index}")
+                kept[contest] = (index, record)
+        if skipped:
+            report.skipped[hotkey] = skipped
+            log.info("commitment of %s: %s", hotkey, "; ".join(skipped))
+        if not kept:
+            single = len(decoded.records) == 1
+            report.dropped[hotkey] = "; ".join(s.split(": ", 1)[1] if single else s for s in skipped)
+        for contest, (_index, record) in kept.items():
             candidates.append(ChainSubmission(hotkey=hotkey, uid=neuron.uid, coldkey=neuron.coldkey,
                                               block=commitment.block, record=record, contest=contest))
     # Same repository or same revision within a contest: the earliest commitment wins.

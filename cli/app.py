@@ -24,6 +24,7 @@ app.add_typer(sandbox_app, name="sandbox")
 # Wide enough for the metrics table when output is piped (CI logs, files).
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
+log = logging.getLogger("edgemaxx.cli")
 
 
 _verbose = False
@@ -143,7 +144,7 @@ def check(
     Exit status: 0 every check passed; 1 a check failed (each says why); 2 the tool itself failed."""
     from edgemaxx.contest import load_contest
     from edgemaxx.errors import InfrastructureError, SubmissionError
-    from edgemaxx.models import Backend
+    from edgemaxx.models import Backend, CheckReport
     from images.checks import full_check
     from images.source import parse_source
     from sandbox.select import choose_backend, docker_client
@@ -156,24 +157,34 @@ def check(
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    report = CheckReport()
+    failure: tuple[int, str] | None = None
     try:
         source = parse_source(spec)
         backend = choose_backend(sandbox) if build or benchmark else None
         client = docker_client() if backend is Backend.DOCKER else None
-        report = full_check(settings, source, backend=backend, docker_client=client)
+        full_check(settings, source, backend=backend, docker_client=client, report=report)
     except SubmissionError as exc:
-        err.print(f"[red]✗[/] {exc.reason}")
-        raise typer.Exit(1) from exc
+        failure = (1, f"[red]✗[/] {exc.reason}")
     except InfrastructureError as exc:
-        err.print(f"[red]error (not the submission's fault):[/] {exc}")
-        raise typer.Exit(2) from exc
+        failure = (2, f"[red]error (not the submission's fault):[/] {exc}")
+    except Exception as exc:  # a miner sees a line with the reason, never a traceback
+        log.debug("check failed", exc_info=True)
+        failure = (2, f"[red]error of edgemaxx (not the submission's fault):[/] {type(exc).__name__}: {exc}")
     for result in report.checks:
-        mark = "[green]✓[/]" if result.ok else "[red]✗[/]"
+        mark = "[yellow]?[/]" if result.unknown else "[green]✓[/]" if result.ok else "[red]✗[/]"
         console.print(f"{mark} {result.name:<16} ", end="")
         console.print(result.reason, markup=False, highlight=False)
+    if failure:
+        err.print(failure[1], markup=True, highlight=False)
+        raise typer.Exit(failure[0])
     if not report.ok:
         raise typer.Exit(1)
-    console.print("[green]all checks passed[/]")
+    unknown = [r.name for r in report.checks if r.unknown]
+    if unknown:
+        console.print(f"[green]no check failed[/]; not decided here: {', '.join(unknown)}")
+    else:
+        console.print("[green]all checks passed[/]")
     if benchmark:
         _bench(settings, spec, None, contest, sandbox, None, "edgemaxx-check", None, False)
 
