@@ -69,18 +69,22 @@ def _models_size(specs: list[ModelSpec], offline: bool) -> str:
     if offline:
         return f"{len(specs)} model(s); size checked when they are fetched"
     known = 0
-    unreachable: list[str] = []
+    unreachable: dict[str, list[str]] = {}  # why → models
     for spec in specs:
         try:
             known += model_size(spec)
         except InfrastructureError as exc:
-            unreachable.append(str(exc))
+            cause = exc.__cause__
+            why = f"{type(cause).__name__}: {str(cause).strip()[:200]}" if cause else str(exc)
+            unreachable.setdefault(why, []).append(spec.repository)
     if known > MAX_MODELS_BYTES:
         raise SubmissionError(
             f"models total {known / 2**30:.1f} GiB, over the {MAX_MODELS_BYTES // 2**30} GiB limit"
         )
     if unreachable:
-        raise Undecided(f"unknown — {'; '.join(unreachable)}")
+        whys = "; ".join(f"{', '.join(models)}: {why}" for why, models in unreachable.items())
+        raise Undecided(f"unknown — the hub could not be reached ({whys}); the validator checks "
+                        "the size when it fetches the models")
     return f"{known / 2**30:.2f} GiB"
 
 
@@ -116,7 +120,8 @@ def static_checks(root: Path, settings: Settings, *, offline: bool = False,
 
     if _check(report, "models", _models):
         _check(report, "models-size", lambda: _models_size(specs, offline))
-    if _check(report, "uv-lock", lambda: _lock(root, settings)):
+    # The blacklist reads the lock's package names: it runs on a stale lock too.
+    if _check(report, "uv-lock", lambda: _lock(root, settings)) or report.checks[-1].reason == lock.STALE:
         from edgemaxx.blacklist import load_blacklist
 
         banned = [*settings.dependency_blacklist, *load_blacklist(settings.blacklist_file).dependencies]

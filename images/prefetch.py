@@ -48,7 +48,7 @@ def _unreachable(spec: ModelSpec, exc: BaseException) -> InfrastructureError:
                                f"({type(exc).__name__}: {detail})")
 
 
-def model_size(spec: ModelSpec, timeout_s: float = 10.0) -> int:
+def model_size(spec: ModelSpec, timeout_s: float = 10.0, endpoint: str | None = None) -> int:
     """Bytes of the files this entry fetches, from the hub's metadata. SubmissionError when the
     model or revision does not exist; InfrastructureError when the hub cannot say."""
     from huggingface_hub import HfApi
@@ -56,7 +56,7 @@ def model_size(spec: ModelSpec, timeout_s: float = 10.0) -> int:
 
     unreachable: tuple[type[Exception], ...] = (*transport_errors(), ValueError)
     try:
-        info = HfApi().model_info(spec.repository, revision=spec.revision, files_metadata=True,
+        info = HfApi(endpoint=endpoint).model_info(spec.repository, revision=spec.revision, files_metadata=True,
                                   timeout=timeout_s)
     except (RepositoryNotFoundError, GatedRepoError) as exc:
         raise SubmissionError(f"model {spec.repository} does not exist or is not public") from exc

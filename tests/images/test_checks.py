@@ -7,11 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edgemaxx.errors import InfrastructureError, SubmissionError
-from edgemaxx.models import ModelSpec
 from images import lock
 from images.checks import static_checks
-from images.prefetch import prefetch
 from tests.conftest import HOSTILE, fixture_path
 
 
@@ -78,39 +75,32 @@ def test_broken_submission_fails_the_right_check(case, broken, settings):
     assert reason in failed[check]
 
 
-def test_lock_export_drops_markers_that_never_apply():
-    requirements = lock.export_requirements(fixture_path("flux-baseline"))
-    names = lock.requirement_names(requirements)
-    assert "torch" in names and "diffusers" in names
-    assert "edgemaxx-fixture-flux-baseline" not in names, "the project itself is mounted, not installed"
-    torch_line = next(line for line in requirements.splitlines() if line.startswith("torch=="))
-    assert torch_line == "torch==2.13.0"
+def test_lock_export_is_uvs_pylock_with_hashes():
+    import tomllib
+
+    exported = tomllib.loads(lock.export(fixture_path("flux-baseline")))
+    packages = {p["name"]: p for p in exported["packages"]}
+    assert "edgemaxx-fixture-flux-baseline" not in packages, "the project itself is mounted, not installed"
+    torch = packages["torch"]
+    assert torch["version"] == "2.13.0" and torch["index"] == "https://pypi.org/simple"
+    # Every artifact is named by its exact URL, with its hash.
+    assert all(w["url"].startswith("https://files.pythonhosted.org/") and w["hashes"]["sha256"]
+               for w in torch["wheels"])
+    # The fixture's overrides keep torch's CUDA packages under a marker that never holds.
+    cuda = [p for name, p in packages.items() if name.startswith("nvidia-") or name == "triton"]
+    assert cuda and all(p["marker"] == "sys_platform == 'never'" for p in cuda)
 
 
-def test_prefetch_explains_an_unreachable_hub(tmp_path, monkeypatch):
-    # This machine cannot reach the hub; the error must say which model and why.
-    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "3")
-    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "3")
-    spec = ModelSpec(repository="black-forest-labs/FLUX.1-schnell",
-                     revision="741f7c3ce8b383c54771c7003378a50191e9efe9", exclude=["transformer"])
-    with pytest.raises((InfrastructureError, SubmissionError)) as info:
-        prefetch([spec], tmp_path / "models", timeout_s=5)
-    message = str(info.value)
-    assert "black-forest-labs/FLUX.1-schnell" in message
-    if isinstance(info.value, InfrastructureError):
-        assert "hub is unreachable" in message
+def test_stale_lock_is_refused_with_what_to_do(settings):
+    report = static_checks(fixture_path("stale-lock"), settings, offline=True)
+    failed = {c.name: c.reason for c in report.checks if not c.ok}
+    assert failed == {"uv-lock": "uv.lock is out of date with pyproject.toml: run `uv lock`"}
 
 
-def test_prefetch_uses_the_cache_without_network(tmp_path):
-    """A model already in the shared cache is found offline, and its size counted."""
-    cache = tmp_path / "models"
-    revision = "a" * 40
-    snapshot = cache / "models--owner--tiny" / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    (snapshot / "model.safetensors").write_bytes(b"\1" * 1234)
-    (cache / "models--owner--tiny" / "refs").mkdir()
-    spec = ModelSpec(repository="owner/tiny", revision=revision)
-    assert prefetch([spec], cache) == 1234
+def test_requires_python_is_not_a_static_check(settings):
+    """Whether a Python satisfies requires-python depends on the sandbox: the build says."""
+    report = static_checks(fixture_path("python-none"), settings, offline=True)
+    assert report.ok, report.first_failure()
 
 
 def test_operator_blacklist_file_adds_dependencies(broken, settings, tmp_path):
@@ -119,4 +109,5 @@ def test_operator_blacklist_file_adds_dependencies(broken, settings, tmp_path):
     _edit(broken / "pyproject.toml", "dependencies = []", 'dependencies = ["evil_pkg>=1"]')
     report = static_checks(broken, settings.model_copy(update={"blacklist_file": blacklist}), offline=True)
     failed = {c.name: c.reason for c in report.checks if not c.ok}
-    assert failed == {"blacklist": "uses blacklisted dependencies: evil-pkg"}
+    # The blacklist still reads a lock that is out of date.
+    assert failed == {"blacklist": "uses blacklisted dependencies: evil-pkg", "uv-lock": lock.STALE}
