@@ -51,6 +51,24 @@ def _git_config(settings: Settings) -> bytes:
     return Path(settings.build_git_config).read_bytes() if settings.build_git_config else b""
 
 
+def _vendor_tomllib(target: Path) -> None:
+    """A copy of this Python's tomllib for the launcher under a submission's Python < 3.11 (it
+    runs unchanged on 3.8+); the submission's environment is not touched."""
+    import tomllib
+
+    source = Path(tomllib.__file__).parent
+    (target / "tomllib").mkdir(parents=True)
+    for module in sorted(source.glob("*.py")):
+        shutil.copyfile(module, target / "tomllib" / module.name)
+
+
+def _launcher_files() -> bytes:
+    import tomllib
+
+    modules = sorted(Path(tomllib.__file__).parent.glob("*.py"))
+    return LAUNCHER.read_bytes() + b"".join(m.read_bytes() for m in modules)
+
+
 def _wheels(settings: Settings) -> list[Path]:
     if not settings.wheelhouse:
         return []
@@ -78,7 +96,7 @@ def environment_key(settings: Settings, plan: BuildPlan, backend: Backend, base:
         dockerfile(settings).read_bytes() if backend is Backend.DOCKER else b"",
         uv_version(lock.uv_binary()).encode(),
         *plan.key_parts(),
-        LAUNCHER.read_bytes(),
+        _launcher_files(),
         _ca_bundle(settings),
         _git_config(settings),
         f"{settings.sandbox_uid}:{settings.python_downloads}".encode(),
@@ -126,6 +144,7 @@ def build_image(client: DockerClient, settings: Settings, code_dir: Path) -> str
         (ctx / "ca.pem").write_bytes(_ca_bundle(settings))
         (ctx / "gitconfig").write_bytes(_git_config(settings))
         shutil.copyfile(LAUNCHER, ctx / "launch.py")
+        _vendor_tomllib(ctx / "vendor")
         (ctx / "lock").mkdir()
         (ctx / "lock" / "pylock.toml").write_text(plan.pylock)
         (ctx / "lock" / "wheelhouse.txt").write_text(plan.wheelhouse_requirements(IMAGE_WHEELHOUSE))
@@ -191,6 +210,7 @@ def build_venv(settings: Settings, code_dir: Path) -> Path:
         home = work / "home"
         home.mkdir()
         shutil.copyfile(LAUNCHER, work / ENV_LAUNCHER)
+        _vendor_tomllib(work / "vendor")
         _own(work, settings.sandbox_uid)
 
         # 2. The same steps as the image's RUN, as the sandbox user.

@@ -14,8 +14,12 @@ from typing import Any
 def _load_toml(path: str) -> dict[str, Any]:
     try:
         import tomllib as toml
-    except ImportError:  # Python < 3.11
-        import tomli as toml  # type: ignore[import-not-found,no-redef]
+    except ImportError:  # Python < 3.11: the build puts a copy of the validator's tomllib beside us
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor"))
+        try:
+            import tomllib as toml
+        finally:
+            del sys.path[0]
     with open(path, "rb") as handle:
         return toml.load(handle)
 

@@ -110,3 +110,41 @@ def test_build_failures_are_blamed_right(log, blame, says):
     assert isinstance(error, blame)
     assert says in str(error)
     assert "\x1b[" not in str(error), "no terminal colours in a miner's reason"
+
+
+# Hides the interpreter's own tomllib, as on Python < 3.11, leaving only a copy first on sys.path.
+_AS_IF_PYTHON_310 = """
+import importlib.util, sys
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tomllib" and not sys.path[0].endswith("vendor"):
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Hide())
+spec = importlib.util.spec_from_file_location("launch", sys.argv[1])
+launch = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(launch)
+print(launch._load_toml(sys.argv[2])["project"]["scripts"]["start_inference"])
+"""
+
+
+@pytest.mark.parametrize("backend", ["docker", "process"])
+def test_the_launcher_reads_pyproject_without_tomllib(backend, settings, docker_client, base_image):
+    """On Python < 3.11 (requires-python may pick one) the launcher uses the copy the build puts
+    beside it; the submission's own environment gets nothing extra."""
+    from edgemaxx.models import Backend
+    from images.build import build_environment
+    from tests.conftest import fixture_path
+
+    root = fixture_path("garbage-output")
+    environment = build_environment(settings, root, Backend(backend), docker_client)
+    if backend == "docker":
+        out = docker_client.containers.run(
+            environment, ["/opt/venv/bin/python", "-c", _AS_IF_PYTHON_310, "/opt/edgemaxx/launch.py",
+                          "/app/pyproject.toml"], network_mode="none", remove=True,
+            volumes={str(root): {"bind": "/app", "mode": "ro"}}).decode()
+    else:
+        import subprocess
+
+        out = subprocess.run([f"{environment}/venv/bin/python", "-c", _AS_IF_PYTHON_310, f"{environment}/launch.py",
+                              str(root / "pyproject.toml")], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "main:main"
