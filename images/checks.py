@@ -53,7 +53,8 @@ def _code_size(root: Path) -> str:
 
 def _blacklist(root: Path, pyproject: dict, blacklist: list[str]) -> str:
     banned = {lock.normalize(name) for name in blacklist}
-    declared = lock.requirement_names("\n".join(pyproject.get("project", {}).get("dependencies", [])))
+    dependencies = manifest.read_dependencies(pyproject)
+    declared = lock.requirement_names("\n".join(dependencies))
     found = sorted(banned & (set(declared) | set(lock.locked_packages(root))))
     if found:
         raise SubmissionError(f"uses blacklisted dependencies: {', '.join(found)}")

@@ -35,8 +35,15 @@ def read_pyproject(root: Path) -> dict[str, Any]:
         raise SubmissionError(f"pyproject.toml does not parse: {exc}") from exc
 
 
+def _table(parent: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = parent.get(key, {})
+    if not isinstance(value, dict):
+        raise SubmissionError(f"{where} must be a table, not {type(value).__name__}")
+    return value
+
+
 def spec_version(pyproject: dict[str, Any]) -> str:
-    version = pyproject.get("project", {}).get("version")
+    version = _table(pyproject, "project", "[project]").get("version")
     if str(version) != str(SPEC_VERSION):
         raise SubmissionError(
             f'[project] version is {version!r}; submissions must declare version = "{SPEC_VERSION}"'
@@ -45,8 +52,8 @@ def spec_version(pyproject: dict[str, Any]) -> str:
 
 
 def entry_point(pyproject: dict[str, Any]) -> str:
-    scripts = pyproject.get("project", {}).get("scripts", {})
-    target = scripts.get("start_inference") if isinstance(scripts, dict) else None
+    scripts = _table(_table(pyproject, "project", "[project]"), "scripts", "[project.scripts]")
+    target = scripts.get("start_inference")
     if not target:
         raise SubmissionError("[project.scripts] has no start_inference entry")
     if not isinstance(target, str) or not _ENTRY_RE.match(target.strip()):
@@ -55,7 +62,16 @@ def entry_point(pyproject: dict[str, Any]) -> str:
 
 
 def models(pyproject: dict[str, Any]) -> list[ModelSpec]:
-    raw = pyproject.get("tool", {}).get("edge-maxxing", {}).get("models", [])
+    # As on SN39, the table and its models array must be there (`models = []` for none).
+    tool = _table(pyproject, "tool", "[tool]")
+    if "edge-maxxing" not in tool:
+        raise SubmissionError("[tool.edge-maxxing] is missing: list the models to fetch as "
+                              "[[tool.edge-maxxing.models]] entries, or `models = []` for none")
+    table = _table(tool, "edge-maxxing", "[tool.edge-maxxing]")
+    if "models" not in table:
+        raise SubmissionError("[tool.edge-maxxing] has no models: list them as [[tool.edge-maxxing.models]] "
+                              "entries, or `models = []` for none")
+    raw = table["models"]
     if not isinstance(raw, list):
         raise SubmissionError("[tool.edge-maxxing] models must be an array of tables")
     specs: list[ModelSpec] = []
@@ -79,14 +95,18 @@ def models(pyproject: dict[str, Any]) -> list[ModelSpec]:
     return specs
 
 
+def read_dependencies(pyproject: dict[str, Any]) -> list[str]:
+    deps = _table(pyproject, "project", "[project]").get("dependencies", [])
+    return [str(d) for d in deps] if isinstance(deps, list) else []
+
+
 def read_manifest(root: Path) -> SubmissionManifest:
     pyproject = read_pyproject(root)
-    project = pyproject.get("project", {})
-    deps = project.get("dependencies", [])
+    project = _table(pyproject, "project", "[project]")
     return SubmissionManifest(
         name=str(project.get("name", root.name)),
         version=spec_version(pyproject),
         start_inference=entry_point(pyproject),
-        dependencies=[str(d) for d in deps] if isinstance(deps, list) else [],
+        dependencies=read_dependencies(pyproject),
         models=models(pyproject),
     )

@@ -34,6 +34,11 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new))
 
 
+def _tool_is_a_string(path: Path) -> None:
+    text = path.read_text().replace("[tool.edge-maxxing]\nmodels = []", "")
+    path.write_text('tool = "x"\n' + text)
+
+
 CASES = {
     "no-pyproject": (lambda r: (r / "pyproject.toml").unlink(), "pyproject",
                      "pyproject.toml is missing"),
@@ -45,16 +50,21 @@ CASES = {
                  "start-inference", "no start_inference entry"),
     "bad-entry": (lambda r: _edit(r / "pyproject.toml", '"main:main"', '"main; rm -rf /"'),
                   "start-inference", "not of the form 'module:function'"),
-    "models-not-tables": (lambda r: _edit(r / "pyproject.toml", "[project.scripts]",
-                                          '[tool.edge-maxxing]\nmodels = ["x"]\n\n[project.scripts]'),
+    "models-not-tables": (lambda r: _edit(r / "pyproject.toml", "models = []", 'models = ["x"]'),
                           "models", "entry 1 is not a table"),
-    "model-no-revision": (lambda r: _edit(r / "pyproject.toml", "[project.scripts]",
-                                          '[[tool.edge-maxxing.models]]\nrepository = "a/b"\n\n[project.scripts]'),
+    "model-no-revision": (lambda r: _edit(r / "pyproject.toml", "[tool.edge-maxxing]\nmodels = []",
+                                          '[[tool.edge-maxxing.models]]\nrepository = "a/b"'),
                           "models", "revision: Field required"),
-    "model-bad-repo": (lambda r: _edit(r / "pyproject.toml", "[project.scripts]",
-                                       '[[tool.edge-maxxing.models]]\nrepository = "../../etc"\n'
-                                       'revision = "x"\n\n[project.scripts]'),
+    "model-bad-repo": (lambda r: _edit(r / "pyproject.toml", "[tool.edge-maxxing]\nmodels = []",
+                                       '[[tool.edge-maxxing.models]]\nrepository = "../../etc"\nrevision = "x"'),
                        "models", "is not 'owner/name'"),
+    # As on SN39 (where this is "Failed to read submission info"): the table must be there.
+    "no-models-table": (lambda r: _edit(r / "pyproject.toml", "[tool.edge-maxxing]\nmodels = []", ""),
+                        "models", "[tool.edge-maxxing] is missing: list the models to fetch"),
+    "no-models-key": (lambda r: _edit(r / "pyproject.toml", "models = []", 'other = 1'),
+                      "models", "[tool.edge-maxxing] has no models"),
+    "tool-not-a-table": (lambda r: _tool_is_a_string(r / "pyproject.toml"), "models",
+                         "[tool] must be a table, not str"),
     "no-lock": (lambda r: (r / "uv.lock").unlink(), "uv-lock", "uv.lock is missing"),
     "pyarmor": (lambda r: _edit(r / "pyproject.toml", "dependencies = []", 'dependencies = ["PyArmor==8.5"]'),
                 "blacklist", "blacklisted dependencies: pyarmor"),
