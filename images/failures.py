@@ -18,6 +18,7 @@ _INFRASTRUCTURE = re.compile(
     r"tcp connect error|error sending request for url|operation timed out|Read timed out|"
     r"timed out after|Failed to connect to|gnutls_handshake\(\) failed|"
     r"CERTIFICATE_VERIFY_FAILED|invalid peer certificate|SSL certificate problem|UnknownIssuer|"
+    r"server certificate verification failed|"
     r"HTTP status server error|\b50[0234] (?:Internal Server Error|Bad Gateway|Service Unavailable|"
     r"Gateway Timeout)|429 Too Many Requests|"
     r"No space left on device|Disk quota exceeded|Read-only file system|"
@@ -38,12 +39,17 @@ def summary(output: str) -> str:
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
+def infrastructure(output: str) -> bool:
+    """Whether a failed command's output says the network, the disk or Docker failed."""
+    return bool(_INFRASTRUCTURE.search(output)) and not _LOCK_WRONG.search(output)
+
+
 def classify(output: str, what: str, tail_chars: int = 3000) -> Exception:
     """InfrastructureError (retried) or SubmissionError (with the log tail) for a failed build."""
     # Docker's classic builder paints a RUN's stderr red; uv colours its own.
     tail = _ANSI.sub("", output).strip()[-tail_chars:]
     headline = summary(tail) or (tail.splitlines() or ["no output"])[-1]
-    if not _LOCK_WRONG.search(tail) and _INFRASTRUCTURE.search(tail):
+    if infrastructure(tail):
         return InfrastructureError(f"{what} failed on the validator's side: {headline}\n{tail}")
     if _LOCK_WRONG.search(tail):
         reason = f"a file does not match its hash in uv.lock: {headline}"

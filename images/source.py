@@ -15,6 +15,7 @@ from edgemaxx.constants import MAX_CODE_BYTES
 from edgemaxx.errors import InfrastructureError, SubmissionError
 from edgemaxx.models import SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
+from images.failures import infrastructure
 from images.urls import validate_repository_url
 
 _REVISION_RE = re.compile(r"^[0-9a-fA-F]{7,40}$")
@@ -114,6 +115,8 @@ def _run_bounded(cmd: list[str], cwd: Path, env: dict[str, str], *, timeout_s: f
         out.seek(0)
         output = out.read().decode(errors="replace")[-4000:]
     if proc.returncode != 0:
+        if infrastructure(output):  # DNS, connection, TLS: the validator's network, retried
+            raise InfrastructureError(f"git could not reach the repository host: {output.strip()}")
         raise SubmissionError(f"git failed: {output.strip()}")
     return output
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from edgemaxx.errors import SubmissionError
+from edgemaxx.errors import InfrastructureError, SubmissionError
 from edgemaxx.models import SourceKind
 from images.source import parse_source, safe_clone
 from images.urls import validate_repository_url
@@ -124,6 +124,17 @@ def test_missing_revision_is_reported(clone_settings, https_git):
 
 
 def test_untrusted_certificate_fails_clearly(settings, https_git, tmp_path):
+    # TLS that does not verify is the validator's network (e.g. a proxy's CA not configured): retried.
     no_ca = settings.model_copy(update={"data_dir": tmp_path, "allow_private_hosts": True})
-    with pytest.raises(SubmissionError, match="git failed: .*(certificate|SSL)"):
+    with pytest.raises(InfrastructureError, match="(?s)git could not reach the repository host: .*certificate"):
         safe_clone(no_ca, https_git["url"], https_git["first"][:7])
+
+
+def test_unreachable_host_is_not_the_miners_fault(clone_settings):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{probe.getsockname()[1]}/owner/repo.git"
+    with pytest.raises(InfrastructureError, match="(?s)git could not reach the repository host: .*Failed to connect"):
+        safe_clone(clone_settings, url, "abcdef1")
