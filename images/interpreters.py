@@ -46,10 +46,6 @@ class Interpreter(BaseModel):
     path: str
     version: str
 
-    @property
-    def label(self) -> str:
-        return f"{self.version} ({self.path})"
-
 
 class Candidates(BaseModel):
     """What a sandbox can run: interpreters, unusable ones with why, and whether git is there."""

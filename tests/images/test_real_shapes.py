@@ -167,3 +167,17 @@ def test_an_unreachable_dependency_host_is_ours(backend, shape_settings, shapes,
             _prepare(shape_settings, moved, backend, docker_client)
     finally:
         shutil.rmtree(moved)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_python_downloads_when_the_operator_allows_them(backend, shape_settings, docker_client):
+    """With `python_downloads`, uv fetches a Python for the range at build time. GitHub, where
+    python-build-standalone lives, is unreachable from these machines: then it is ours, retried."""
+    allowed = shape_settings.model_copy(update={"python_downloads": True})
+    try:
+        prepared = _prepare(allowed, fixture_path("python-none"), backend, docker_client)
+    except InfrastructureError as exc:
+        assert "python-build-standalone" in str(exc) and "failed on the validator's side" in str(exc)
+        return
+    version = _in_environment(prepared, docker_client, "import sys; print(sys.version_info[:2])")
+    assert version.strip() == "(3, 12)"
