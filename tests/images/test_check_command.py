@@ -26,8 +26,9 @@ def test_an_unreachable_hub_is_an_unknown_size_not_a_crash(settings, tmp_path):
     submission = tmp_path / "sub"
     shutil.copytree(fixture_path("garbage-output"), submission)
     pyproject = submission / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + '\n[[tool.edge-maxxing.models]]\nrepository = '
-                         f'"black-forest-labs/FLUX.1-schnell"\nrevision = "{REVISION}"\nexclude = ["transformer"]\n')
+    pyproject.write_text(pyproject.read_text().replace(
+        "[tool.edge-maxxing]\nmodels = []\n", '[[tool.edge-maxxing.models]]\nrepository = '
+        f'"black-forest-labs/FLUX.1-schnell"\nrevision = "{REVISION}"\nexclude = ["transformer"]\n'))
     result = _check([str(submission), "--no-build"], settings)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "? models-size      unknown — the hub could not be reached (black-forest-labs/FLUX.1-schnell: " \

@@ -141,8 +141,9 @@ def test_check_line_says_why_the_size_is_unknown(tmp_path, monkeypatch):
 
     shutil.copytree(fixture_path("garbage-output"), submission)
     pyproject = submission / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text() + '\n[[tool.edge-maxxing.models]]\nrepository = '
-                         f'"black-forest-labs/FLUX.1-schnell"\nrevision = "{REVISION}"\nexclude = ["transformer"]\n')
+    pyproject.write_text(pyproject.read_text().replace(
+        "[tool.edge-maxxing]\nmodels = []\n", '[[tool.edge-maxxing.models]]\nrepository = '
+        f'"black-forest-labs/FLUX.1-schnell"\nrevision = "{REVISION}"\nexclude = ["transformer"]\n'))
     report = static_checks(submission, Settings(data_dir=tmp_path / "data"), offline=False)
     size = next(c for c in report.checks if c.name == "models-size")
     assert size.ok and size.unknown, size
