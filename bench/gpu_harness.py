@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 if TYPE_CHECKING:
     from edgemaxx.models import TextToImageRequest
+    from edgemaxx.settings import Settings
 
 FIXTURES = REPO / "tests" / "fixtures"
 WORK = Path("/tmp/edgemaxx-gpu")
@@ -112,18 +113,34 @@ def make_environment() -> Path:
     return env_dir
 
 
-def sandboxed(fixture: str, env_dir: Path, requests: list[TextToImageRequest], request_timeout_s: float,
-              warmup: int) -> dict:
-    from edgemaxx.models import Backend, PreparedSubmission, SourceKind, SubmissionSource
+def host_paths() -> list[Path]:
+    """This interpreter's package directories: the sandbox venv's .pth points at them, so the
+    process sandbox's filesystem view must show them (read-only)."""
+    return sorted({Path(p).resolve() for p in sys.path
+                   if p and Path(p).is_dir() and Path(p).resolve() != REPO and not p.startswith("/usr/")})
+
+
+def sandbox_settings(warmup: int, **overrides: object) -> Settings:
+    """Settings for a by-hand GPU run; EDGEMAXX_SANDBOX_BWRAP names a carried bwrap where PATH has none."""
     from edgemaxx.settings import Settings
+
+    values: dict[str, object] = dict(
+        data_dir=WORK / "data", gpu=0, sandbox_memory_mb=200_000, sandbox_tmpfs_mb=8192, load_timeout_s=600,
+        run_timeout_s=1800, sandbox_extra_env=HOST_ENV, owner="gpu-harness", warmup_requests=warmup,
+        sandbox_extra_ro_paths=host_paths())
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def sandboxed(fixture: str | Path, env_dir: Path, requests: list[TextToImageRequest], request_timeout_s: float,
+              warmup: int, **overrides: object) -> dict:
+    from edgemaxx.models import Backend, PreparedSubmission, SourceKind, SubmissionSource
     from images.source import code_bytes
     from worker.evaluate import benchmark, limits_for
 
-    settings = Settings(data_dir=WORK / "data", gpu=0, sandbox_memory_mb=200_000, sandbox_tmpfs_mb=8192,
-                        load_timeout_s=600, run_timeout_s=1800, sandbox_extra_env=HOST_ENV,
-                        owner="gpu-harness", warmup_requests=warmup)
-    code = FIXTURES / fixture
-    prepared = PreparedSubmission(name=fixture, source=SubmissionSource(kind=SourceKind.LOCAL, path=code),
+    settings = sandbox_settings(warmup, **overrides)
+    code = fixture if isinstance(fixture, Path) else FIXTURES / fixture
+    prepared = PreparedSubmission(name=code.name, source=SubmissionSource(kind=SourceKind.LOCAL, path=code),
                                   code_dir=code, backend=Backend.PROCESS, environment=str(env_dir),
                                   code_bytes=code_bytes(code))
     limits = limits_for(settings).model_copy(update={"request_timeout_s": request_timeout_s})
