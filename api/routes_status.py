@@ -30,7 +30,8 @@ def status(redis: RedisDep) -> StatusPublic:
         shown.append(WorkerPublic(
             name=worker.name, kind=worker.kind, gpu=worker.gpu, gpu_name=worker.gpu_name,
             tier=worker.tier, alive=alive, busy=worker.busy and alive, progress=worker.progress,
-            busy_fraction=worker.busy_fraction(now)))
+            busy_fraction=worker.busy_fraction(now),
+            sandbox_runtime=worker.sandbox_runtime, sandbox_problem=worker.sandbox_problem))
     contests = []
     for contest_id in contest_ids:
         run = runs.current_run(redis, contest_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from edgemaxx.models import Metrics, SandboxTier
+from edgemaxx.models import ContainerRuntime, Metrics, SandboxTier
 from scoring.copies import CopyEvidence
 from state.records import ChainStatus, Progress, SubmissionState
 
@@ -19,6 +19,8 @@ class WorkerPublic(BaseModel):
     busy: bool
     progress: Progress
     busy_fraction: float | None
+    sandbox_runtime: ContainerRuntime | None = None
+    sandbox_problem: str = ""  # non-empty: this worker refuses benchmarks until it is fixed
 
 
 class ContestProgress(BaseModel):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.runsc import register_runsc_command
 from edgemaxx.models import BackendChoice
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="A validator for EdgeMaxxing-style text-to-image contests.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Sandbox housekeeping.")
 app.add_typer(sandbox_app, name="sandbox")
+sandbox_app.command("register-runsc")(register_runsc_command)
 
 # Wide enough for the metrics table when output is piped (CI logs, files).
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -117,7 +119,8 @@ def _bench(settings: Settings, submission: str, baseline: str | None, contest: s
     if as_json:
         sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
     else:
-        console.print(render.run_table(report.rows, f"{definition.id} · {backend.value} sandbox · "
+        runtime = next((f" under {r.runtime.value}" for r in report.rows if r.runtime), "")
+        console.print(render.run_table(report.rows, f"{definition.id} · {backend.value} sandbox{runtime} · "
                                                     f"{len(requests)} inputs"))
         console.print(render.per_request_table(report.rows))
         render.print_reasons(console, report.rows)

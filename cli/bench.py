@@ -135,12 +135,17 @@ def report_json(report: BenchReport) -> dict:
 
 
 def ensure_backend_ready(settings: Settings, backend: Backend) -> None:
-    """The local base image must exist before Docker builds can start from it."""
+    """The local base image must exist before Docker builds can start from it, and the engine must
+    be able to run containers under the configured runtime, as a worker checks at start."""
     if backend is not Backend.DOCKER:
         return
     from images.base import base_image_exists
+    from sandbox.select import check_sandbox_runtime
 
     if not base_image_exists(docker_client(), settings.base_image):
         raise InfrastructureError(
             f"base image {settings.base_image} is missing: run `edgemaxx base-image` first"
         )
+    runtime = check_sandbox_runtime(settings)
+    if runtime.problem:
+        raise InfrastructureError(f"sandbox runtime {runtime.runtime}: {runtime.problem}")

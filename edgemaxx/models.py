@@ -40,6 +40,14 @@ class MemoryGuard(StrEnum):
     SAMPLER = "sampler"  # the validator's sampler, every sample_interval_s (fallback)
 
 
+class ContainerRuntime(StrEnum):
+    """The OCI runtime Docker runs benchmark containers under: `runc` (the host kernel's namespaces)
+    or `runsc` (gVisor: a user-space kernel between the submission and the host)."""
+
+    RUNC = "runc"
+    RUNSC = "runsc"
+
+
 class TextToImageRequest(BaseModel):
     """The inference request, byte-compatible with SN39's `pipelines.models.TextToImageRequest`."""
 
@@ -200,6 +208,7 @@ class RunResult(BaseModel):
     name: str
     backend: Backend
     status: RunStatus
+    runtime: ContainerRuntime | None = None  # the Docker runtime it ran under; None: no container
     reason: str = ""
     tier: SandboxTier | None = None  # None only for a run that never started a sandbox
     memory_guard: MemoryGuard | None = None

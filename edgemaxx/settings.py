@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edgemaxx.models import BackendChoice, SandboxTier
+from edgemaxx.models import BackendChoice, ContainerRuntime, SandboxTier
 
 
 def checkout_root() -> Path | None:
@@ -81,6 +81,9 @@ class Settings(BaseSettings):
 
     # Running.
     sandbox_backend: BackendChoice = BackendChoice.AUTO
+    # Benchmark containers only (image builds keep runc): `runsc` puts gVisor between the
+    # submission and the host kernel; it must be registered in the engine (scripts/setup does).
+    sandbox_runtime: ContainerRuntime = ContainerRuntime.RUNC
     sandbox_uid: int = 10001
     # The process sandbox's tier (bwrap, landlock); None: the strongest this host allows.
     sandbox_tier: SandboxTier | None = None

@@ -8,7 +8,7 @@ from typing import Protocol
 import psutil
 from pydantic import BaseModel
 
-from edgemaxx.models import Backend, MemoryGuard, SandboxTier
+from edgemaxx.models import Backend, ContainerRuntime, MemoryGuard, SandboxTier
 from sandbox.sampler import Probe
 
 
@@ -38,6 +38,9 @@ class Sandbox(Protocol):
         """KERNEL: a cgroup stops it past the limit (Docker's, or the process sandbox's);
         SAMPLER: the runner's sampler must."""
 
+    @property
+    def runtime(self) -> ContainerRuntime | None:
+        """The OCI runtime of a container; None for the process sandbox."""
     @property
     def socket_path(self) -> Path: ...
     @property

@@ -251,3 +251,49 @@ def join_command(cgroup: RunCgroup | None) -> list[str]:
         return []
     files = [str(p) for p in cgroup.procs_files]
     return ["/bin/sh", "-c", JOIN_SCRIPT, "sh", str(len(files)), *files]
+
+
+# Reading a container's cgroup (the Docker sandbox under gVisor, whose first process is gVisor's).
+
+
+def _memory_cgroup(pid: int) -> Path | None:
+    """The memory cgroup directory of `pid` (cgroup v1's memory controller, or the v2 group)."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    found: Path | None = None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if ".." in path:
+            return None  # relative to another cgroup namespace: out of view from here
+        if "memory" in controllers.split(","):
+            return _ROOT / "memory" / path.lstrip("/")
+        if controllers == "" and line.startswith("0::"):
+            found = _ROOT / path.lstrip("/")
+    return found
+
+
+def cgroup_memory(pid: int | None) -> tuple[int, int | None] | None:
+    """Memory charged to `pid`'s cgroup, less the inactive page cache (what `docker stats`
+    shows); None where the cgroup cannot be read from here."""
+    if not pid:
+        return None
+    group = _memory_cgroup(pid)
+    if group is None or group == _ROOT or group == _ROOT / "memory":
+        return None  # the root group is the whole host, never one container
+    try:
+        if (group / "memory.usage_in_bytes").exists():  # v1
+            usage = int((group / "memory.usage_in_bytes").read_text())
+            inactive_key = "total_inactive_file"
+        else:  # v2
+            usage = int((group / "memory.current").read_text())
+            inactive_key = "inactive_file"
+        inactive = 0
+        for line in (group / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == inactive_key:
+                inactive = int(value)
+    except (OSError, ValueError):
+        return None
+    return max(usage - inactive, 0), None

@@ -16,8 +16,9 @@ from edgemaxx.constants import (
     SANDBOX_VENV,
 )
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import Backend, MemoryGuard, SandboxTier
+from edgemaxx.models import Backend, ContainerRuntime, MemoryGuard, SandboxTier
 from sandbox.base import Limits, describe_exit, tree_pids, tree_rss
+from sandbox.cgroup import cgroup_memory
 from sandbox.sampler import Probe
 from sandbox.workspace import Workspace, create_workspace, remove_workspace
 
@@ -40,6 +41,15 @@ def reap(client: DockerClient, owner: str | None = None) -> int:
     return removed
 
 
+def gpu_environment(gpu: int | None, runtime: ContainerRuntime) -> dict[str, str]:
+    """What a GPU container needs beyond its device request. Under gVisor: nvproxy serves the
+    compute and utility driver capabilities unless widened, and CUDA images often ask for `all`;
+    asking for exactly those two gives the submission what CUDA needs and nothing nvproxy refuses."""
+    if gpu is None or runtime is not ContainerRuntime.RUNSC:
+        return {}
+    return {"NVIDIA_DRIVER_CAPABILITIES": "compute,utility"}
+
+
 class DockerSandbox:
     backend = Backend.DOCKER
     tier = SandboxTier.CONTAINER
@@ -47,7 +57,8 @@ class DockerSandbox:
 
     def __init__(self, client: DockerClient, image: str, code_dir: Path, models_dir: Path, runs_dir: Path,
                  limits: Limits, *, uid: int, gpu: int | None, owner: str, run_id: str,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None,
+                 runtime: ContainerRuntime = ContainerRuntime.RUNC) -> None:
         self.client = client
         self.image = image
         self.code_dir = code_dir
@@ -59,6 +70,7 @@ class DockerSandbox:
         self.owner = owner
         self.run_id = run_id
         self.extra_env = extra_env or {}
+        self.runtime = runtime
         self.container: Any = None
         self.workspace: Workspace | None = None
         self._killed_for: str | None = None
@@ -75,58 +87,66 @@ class DockerSandbox:
         assert self.workspace is not None
         return self.workspace.app
 
+    def container_options(self, app_dir: Path) -> dict[str, Any]:
+        """Everything `containers.create` is given, with the run's code copy at `app_dir`."""
+        from docker.types import DeviceRequest, LogConfig, Mount
+
+        limits = self.limits
+        return dict(
+            command=[f"{SANDBOX_VENV}/bin/python", SANDBOX_LAUNCHER, SANDBOX_APP_DIR],
+            name=f"edgemaxx-{self.run_id}",
+            user=f"{self.uid}:{self.uid}",
+            working_dir=SANDBOX_APP_DIR,
+            # Only these: no validator variables, no secrets.
+            environment={
+                **self.extra_env,
+                **gpu_environment(self.gpu, self.runtime),
+                "HF_HUB_OFFLINE": "1",
+                "HF_HUB_CACHE": SANDBOX_MODELS_DIR,
+                "HOME": "/tmp",
+                "USER": "sandbox",
+                "LOGNAME": "sandbox",
+                "TMPDIR": "/tmp",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONUNBUFFERED": "1",
+                "PATH": f"{SANDBOX_VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+            },
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": f"size={limits.scratch_mb}m,mode=1777,nosuid,nodev"},
+            mounts=[
+                Mount(SANDBOX_APP_DIR, str(app_dir), type="bind", read_only=False),
+                Mount(SANDBOX_MODELS_DIR, str(self.models_dir), type="bind", read_only=True),
+            ],
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=limits.pids,
+            mem_limit=f"{limits.memory_mb}m",
+            memswap_limit=f"{limits.memory_mb}m",  # equal: no swap to hide in
+            nano_cpus=int(limits.cpus * 1e9) if limits.cpus else None,
+            shm_size=f"{limits.shm_mb}m",
+            init=True,
+            ipc_mode="private",
+            # The same request under runc and runsc: with `--nvproxy`, gVisor serves the devices
+            # the NVIDIA hook sets up.
+            device_requests=(
+                [DeviceRequest(device_ids=[str(self.gpu)], capabilities=[["gpu"]])]
+                if self.gpu is not None else None
+            ),
+            labels={LABEL_SANDBOX: "1", LABEL_OWNER: self.owner, LABEL_RUN: self.run_id},
+            log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
+            runtime=self.runtime.value,
+            detach=True,
+        )
+
     def __enter__(self) -> DockerSandbox:
         import docker.errors
-        from docker.types import DeviceRequest, LogConfig, Mount
 
         try:
             self.workspace = create_workspace(self.runs_dir, self.code_dir, self.uid, self.run_id)
             self.models_dir.mkdir(parents=True, exist_ok=True)
-            limits = self.limits
-            self.container = self.client.containers.create(
-                self.image,
-                command=[f"{SANDBOX_VENV}/bin/python", SANDBOX_LAUNCHER, SANDBOX_APP_DIR],
-                name=f"edgemaxx-{self.run_id}",
-                user=f"{self.uid}:{self.uid}",
-                working_dir=SANDBOX_APP_DIR,
-                # Only these: no validator variables, no secrets.
-                environment={
-                    **self.extra_env,
-                    "HF_HUB_OFFLINE": "1",
-                    "HF_HUB_CACHE": SANDBOX_MODELS_DIR,
-                    "HOME": "/tmp",
-                    "USER": "sandbox",
-                    "LOGNAME": "sandbox",
-                    "TMPDIR": "/tmp",
-                    "PYTHONDONTWRITEBYTECODE": "1",
-                    "PYTHONUNBUFFERED": "1",
-                    "PATH": f"{SANDBOX_VENV}/bin:/usr/local/bin:/usr/bin:/bin",
-                },
-                network_mode="none",
-                read_only=True,
-                tmpfs={"/tmp": f"size={limits.scratch_mb}m,mode=1777,nosuid,nodev"},
-                mounts=[
-                    Mount(SANDBOX_APP_DIR, str(self.workspace.app), type="bind", read_only=False),
-                    Mount(SANDBOX_MODELS_DIR, str(self.models_dir), type="bind", read_only=True),
-                ],
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                pids_limit=limits.pids,
-                mem_limit=f"{limits.memory_mb}m",
-                memswap_limit=f"{limits.memory_mb}m",  # equal: no swap to hide in
-                nano_cpus=int(limits.cpus * 1e9) if limits.cpus else None,
-                shm_size=f"{limits.shm_mb}m",
-                init=True,
-                ipc_mode="private",
-                device_requests=(
-                    [DeviceRequest(device_ids=[str(self.gpu)], capabilities=[["gpu"]])]
-                    if self.gpu is not None else None
-                ),
-                labels={LABEL_SANDBOX: "1", LABEL_OWNER: self.owner, LABEL_RUN: self.run_id},
-                log_config=LogConfig(type="json-file",
-                                     config={"max-size": "10m", "max-file": "1"}),
-                detach=True,
-            )
+            self.container = self.client.containers.create(self.image,
+                                                           **self.container_options(self.workspace.app))
             self.container.start()
             self.container.reload()
             self._pid = self.container.attrs["State"]["Pid"] or None
@@ -181,6 +201,14 @@ class DockerSandbox:
                 pass
 
     def probe(self) -> Probe:
+        if self.runtime is ContainerRuntime.RUNSC:
+            # The container's "init" is gVisor's sandbox process: its tree is the sentry and its
+            # helper stubs, whose resident sets say little about the submission's memory (which
+            # lives in the sentry's memory file). The container's cgroup holds all of it; the tree
+            # is the fallback where the cgroup is out of view (a worker inside a container).
+            # The PIDs are the ones NVML reports under nvproxy: GPU work is issued by the sentry.
+            return Probe(pids=lambda: tree_pids(self._pid),
+                         memory=lambda: cgroup_memory(self._pid) or tree_rss(self._pid))
         return Probe(pids=lambda: tree_pids(self._pid), memory=lambda: tree_rss(self._pid))
 
     def log_tail(self) -> str:

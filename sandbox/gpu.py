@@ -127,3 +127,15 @@ def device_identity(index: int) -> tuple[int | None, str | None]:
     except pynvml.NVMLError:
         uuid = None
     return minor, uuid if isinstance(uuid, str) or uuid is None else uuid.decode()
+
+
+def driver_version() -> str | None:
+    """The NVIDIA driver's version (e.g. 580.159.04); None without NVML."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        version = pynvml.nvmlSystemGetDriverVersion()
+    except Exception:  # noqa: BLE001 - NVMLError, ImportError, library missing
+        return None
+    return version if isinstance(version, str) else version.decode()

@@ -42,6 +42,7 @@ def process_backend_available() -> str | None:
 
 class ProcessSandbox:
     backend = Backend.PROCESS
+    runtime = None
 
     def __init__(self, python: Path, launcher: Path, code_dir: Path, models_dir: Path,
                  runs_dir: Path, limits: Limits, *, uid: int, gpu: int | None, run_id: str,

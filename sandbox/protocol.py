@@ -9,7 +9,9 @@ hang the validator; this client speaks the same frames over a socket with a dead
 from __future__ import annotations
 
 import io
+import os
 import socket
+import stat
 import struct
 import time
 from dataclasses import dataclass
@@ -43,6 +45,43 @@ def _recv_exact(sock: socket.socket, n: int, deadline: float) -> bytes:
     return b"".join(chunks)
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "a special file"
+
+
+def connect_no_follow(path: str, timeout_s: float) -> socket.socket:
+    """Connect to the socket at `path` itself, never to what a symlink there points at.
+
+    The submission owns the directory its socket lives in, on the host's filesystem: it could put
+    a symlink to a host socket (the Docker engine's, Redis's) in its place, and a plain connect()
+    by the validator, on the host, would follow it. So: open the path itself (O_PATH|O_NOFOLLOW
+    opens a symlink as the link), refuse anything but a socket, and connect through
+    /proc/self/fd/N, which names exactly the inode checked: the path cannot be swapped between
+    the check and the connect.
+    """
+    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISSOCK(mode):
+            raise SubmissionError(f"made {os.path.basename(path)} {_kind(mode)}, not a socket: refused")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(f"/proc/self/fd/{fd}")
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class InferenceClient:
     """One connection to a submission's `inferences.sock`."""
@@ -52,14 +91,9 @@ class InferenceClient:
 
     @classmethod
     def connect(cls, path: str, max_output_bytes: int, timeout_s: float = 5.0) -> InferenceClient:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout_s)
-        try:
-            sock.connect(path)
-        except OSError:
-            sock.close()
-            raise
-        return cls(sock=sock, max_output_bytes=max_output_bytes)
+        """Raises SubmissionError when `path` is not a socket (a symlink, say); OSError while
+        nothing listens there yet."""
+        return cls(sock=connect_no_follow(path, timeout_s), max_output_bytes=max_output_bytes)
 
     def send(self, payload: bytes, timeout_s: float) -> None:
         header = struct.pack("!i", len(payload)) if len(payload) <= 0x7FFFFFFF else (

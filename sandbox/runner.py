@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -37,7 +38,9 @@ def _wait_ready(box: Sandbox, limits: Limits, run: _Deadline) -> InferenceClient
         reason = box.exit_reason()
         if reason is not None:
             raise SubmissionError(f"the submission {reason} before opening inferences.sock")
-        if box.socket_path.exists():
+        # lexists: a symlink in the socket's place must reach connect(), which refuses it,
+        # not look like "not there yet" until the load timeout.
+        if os.path.lexists(box.socket_path):
             try:
                 return InferenceClient.connect(str(box.socket_path), limits.max_output_bytes)
             except (FileNotFoundError, ConnectionRefusedError):
@@ -74,7 +77,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
                    gpu: Gpu | None, sample_interval_s: float = 0.05,
                    progress: ProgressFn = no_progress) -> RunResult:
     """Start `box`, benchmark it on `requests`, and return the result; `box` is always removed."""
-    result = RunResult(name=name, backend=box.backend, status=RunStatus.OK, tier=box.tier,
+    result = RunResult(name=name, backend=box.backend, runtime=box.runtime, status=RunStatus.OK, tier=box.tier,
                        memory_guard=box.memory_guard)
     run = _Deadline(limits.run_timeout_s)
     with box:

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 from edgemaxx.constants import ENV_LAUNCHER, ENV_VENV_PYTHON
 from edgemaxx.errors import InfrastructureError
-from edgemaxx.models import Backend, BackendChoice, PreparedSubmission, SandboxTier
+from edgemaxx.models import Backend, BackendChoice, ContainerRuntime, PreparedSubmission, SandboxTier
 from edgemaxx.settings import Settings
 from sandbox.base import Limits, Sandbox
 
 if TYPE_CHECKING:
     from docker import DockerClient
 
+    from sandbox.runtime import RuntimeReport
     from sandbox.tiers import TierReport
 
 _clients: dict[int, DockerClient] = {}
@@ -67,6 +68,31 @@ def choose_backend(requested: BackendChoice) -> Backend:
     return Backend.PROCESS
 
 
+def check_sandbox_runtime(settings: Settings) -> RuntimeReport:
+    """Start-up check of a worker: can benchmark containers run under the configured runtime here
+    (on its GPU, if it has one)? The report's problem says why not."""
+    from sandbox.gpu import driver_version
+    from sandbox.runtime import RuntimeReport, check_runtime
+
+    runtime = settings.sandbox_runtime
+    if runtime is ContainerRuntime.RUNC:
+        return RuntimeReport(runtime=runtime)
+    if settings.sandbox_backend is BackendChoice.PROCESS:
+        return RuntimeReport(runtime=runtime, problem=f"{runtime} runs Docker containers, but "
+                             "EDGEMAXX_SANDBOX_BACKEND is process")
+    try:
+        client = connect_docker(timeout_s=30)
+    except InfrastructureError as exc:
+        return RuntimeReport(runtime=runtime, problem=str(exc))
+    try:
+        gpu = settings.gpu is not None
+        return check_runtime(client, runtime, gpu=gpu, driver=driver_version() if gpu else None)
+    except InfrastructureError as exc:
+        return RuntimeReport(runtime=runtime, problem=str(exc))
+    finally:
+        client.close()
+
+
 def run_prefix(owner: str) -> str:
     """Run directories are named `<owner>-<id>`, so each owner's reaper finds only its own."""
     import re
@@ -84,7 +110,8 @@ def make_sandbox(settings: Settings, prepared: PreparedSubmission, limits: Limit
         return DockerSandbox(docker_client(), prepared.environment, prepared.code_dir,
                              settings.models_cache, settings.runs_dir, limits,
                              uid=settings.sandbox_uid, gpu=settings.gpu, owner=settings.owner,
-                             run_id=run_id, extra_env=settings.sandbox_extra_env)
+                             run_id=run_id, extra_env=settings.sandbox_extra_env,
+                             runtime=settings.sandbox_runtime)
     from sandbox.gpu import device_identity
     from sandbox.process_backend import ProcessSandbox
     from sandbox.view import gpu_device_nodes

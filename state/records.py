@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from edgemaxx.models import (
     CheckReport,
+    ContainerRuntime,
     Metrics,
     PreparedSubmission,
     SandboxTier,
@@ -81,6 +82,9 @@ class WorkerStatus(BaseModel):
     heartbeat: float = Field(default_factory=time.time)
     started_at: float = Field(default_factory=time.time)
     busy_seconds: float = 0.0
+    # GPU workers: the runtime benchmark containers run under, and why they can't ("" when they can).
+    sandbox_runtime: ContainerRuntime | None = None
+    sandbox_problem: str = ""
 
     def busy_fraction(self, now: float) -> float | None:
         """Share of this worker's uptime spent on jobs; GPU workers only."""

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from edgemaxx.models import Backend, SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
 
+if TYPE_CHECKING:
+    from edgemaxx.models import ContainerRuntime
+    from sandbox.runtime import RuntimeReport
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = ["crash-at-load", "no-socket", "hang-on-request", "garbage-output", "memory-hog",
            "network-probe", "steal-data", "leave-behind", "memory-burst", "device-probe",
-           "network-after-load"]
-# What holds a submission: Docker, or the process sandbox at each of its tiers.
-HOLDERS = ["docker", "bwrap", "landlock"]
+           "network-after-load", "socket-symlink"]
+# What holds a submission: Docker (under runc, and under gVisor), or the process sandbox at each
+# of its tiers. Every verdict must be the same in each.
+HOLDERS = ["docker", "docker-runsc", "bwrap", "landlock"]
 # Where test runs keep clones, environments and run dirs. Not under /tmp/pytest-of-root
 # (mode 0700): the unprivileged sandbox user must reach its run directory.
 TEST_DATA = Path(os.environ.get("EDGEMAXX_TEST_DATA", "/var/lib/edgemaxx-tests"))
@@ -47,11 +54,46 @@ def settings() -> Settings:
 
 def held(settings: Settings, holder: str) -> tuple[Settings, Backend]:
     """Settings and backend that run a submission in `holder` (see HOLDERS)."""
-    from edgemaxx.models import SandboxTier
+    from edgemaxx.models import ContainerRuntime, SandboxTier
 
     if holder == "docker":
         return settings, Backend.DOCKER
+    if holder == "docker-runsc":
+        require_runsc()
+        return settings.model_copy(update={"sandbox_runtime": ContainerRuntime.RUNSC}), Backend.DOCKER
     return settings.model_copy(update={"sandbox_tier": SandboxTier(holder)}), Backend.PROCESS
+
+
+def runtime_of(holder: str) -> ContainerRuntime | None:
+    """The container runtime a result held by `holder` must record (None: no container)."""
+    from edgemaxx.models import ContainerRuntime
+
+    if holder == "docker-runsc":
+        return ContainerRuntime.RUNSC
+    return ContainerRuntime.RUNC if holder == "docker" else None
+
+
+@functools.cache
+def _runsc_report() -> RuntimeReport:
+    from edgemaxx.models import ContainerRuntime
+    from sandbox.runtime import check_runtime
+    from sandbox.select import connect_docker
+
+    client = connect_docker(timeout_s=60)
+    try:
+        return check_runtime(client, ContainerRuntime.RUNSC, gpu=False)
+    finally:
+        client.close()
+
+
+def require_runsc() -> RuntimeReport:
+    """gVisor, registered with the engine the way scripts/setup does it; CI must not skip."""
+    report = _runsc_report()
+    if not report.ok:
+        if os.environ.get("EDGEMAXX_REQUIRE_DOCKER"):
+            pytest.fail(f"runsc is not usable: {report.problem}")
+        pytest.skip(f"runsc is not usable here ({report.problem}); scripts/setup registers it")
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -67,6 +109,11 @@ def docker_client():
         pytest.skip(f"no Docker engine on this machine ({exc}); CI starts one")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def runsc(docker_client):
+    return require_runsc()
 
 
 @pytest.fixture(scope="session")

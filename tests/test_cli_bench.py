@@ -14,25 +14,28 @@ from tests.conftest import fixture_path
 EDGEMAXX = [sys.executable, "-m", "cli"]
 
 
-def _run(args: list[str], settings) -> subprocess.CompletedProcess[str]:
+def _run(args: list[str], settings, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EDGEMAXX_DATA_DIR": str(settings.data_dir),
-           "EDGEMAXX_WHEELHOUSE": str(settings.wheelhouse), "COLUMNS": "200"}
+           "EDGEMAXX_WHEELHOUSE": str(settings.wheelhouse), "COLUMNS": "200", **env_extra}
     return subprocess.run(EDGEMAXX + args, capture_output=True, text=True, timeout=900, env=env)
 
 
-@pytest.mark.parametrize("backend", ["docker", "process"])
-def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
+@pytest.mark.parametrize(("backend", "runtime"), [("docker", "runc"), ("docker", "runsc"), ("process", None)])
+def test_bench_prints_both_rows(backend, runtime, request, settings, base_image, tmp_path):
+    if runtime == "runsc":
+        request.getfixturevalue("runsc")
     out = tmp_path / "out"
     result = _run(["bench", str(fixture_path("flux-faster")), "--baseline",
                    str(fixture_path("flux-baseline")), "--sandbox", backend, "--inputs", "3",
-                   "--out", str(out)], settings)
+                   "--out", str(out)], settings, EDGEMAXX_SANDBOX_RUNTIME=runtime or "runc")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     baseline_row = next(line for line in lines if line.startswith("│ baseline "))
     submission_row = next(line for line in lines if line.startswith("│ submission "))
     for row in (baseline_row, submission_row):
         assert " ok " in row and "3/3 decoded" in row
-    assert f"{backend} sandbox · 3 inputs" in result.stdout
+    # Which isolation it ran under is part of the result (a container's runtime; none for processes).
+    assert f"{backend} sandbox{f' under {runtime}' if runtime else ''} · 3 inputs" in result.stdout
     tier = "container" if backend == "docker" else "bwrap"  # this machine allows namespaces
     assert f" {tier} " in baseline_row and f" {tier} " in submission_row, baseline_row
     # It ends as a validator would: similarity, each score term with its weight, the score.
@@ -45,6 +48,7 @@ def test_bench_prints_both_rows(backend, settings, base_image, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["backend"] == backend and report["error"] == ""
     assert report["baseline"]["tier"] == tier and report["baseline"]["memory_guard"] == "kernel"
+    assert report["baseline"]["runtime"] == report["submission"]["runtime"] == runtime
     assert report["score"] > 1.0 and report["score_terms"]["generation_time"] > 1.0
 
 

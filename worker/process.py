@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from redis import Redis
 from rq import Queue, Worker
@@ -16,13 +17,15 @@ from rq.utils import now
 from edgemaxx.contest import all_contests
 from edgemaxx.settings import Settings
 from sandbox.gpu import gpu_name
-from sandbox.select import sandbox_tier
+from sandbox.select import check_sandbox_runtime, sandbox_tier
 from state import keys, workers
 from state.records import WorkerStatus
 from worker import context
 from worker.reaper import WORKER_ENV, reap_leftovers
 
 log = logging.getLogger(__name__)
+
+_RUNTIME_RECHECK_S = 60.0  # runsc can be registered while a refusing worker waits (dockerd reloads on SIGHUP)
 
 
 def worker_name(kind: str, gpu: int | None, name: str | None = None) -> str:
@@ -58,6 +61,21 @@ def recover_orphans(redis: Redis, queue_names: list[str], name: str) -> int:
     return recovered
 
 
+def sandbox_ready(settings: Settings, status: WorkerStatus) -> bool:
+    """Whether benchmark containers can run under the configured runtime; the answer goes to the
+    log and into `status` (so /v1/status shows why a worker takes no jobs)."""
+    report = check_sandbox_runtime(settings)
+    status.sandbox_runtime, status.sandbox_problem = report.runtime, report.problem
+    for note in report.notes:
+        log.warning("sandbox runtime %s: %s", report.runtime, note)
+    if report.problem:
+        log.error("taking no benchmark jobs: sandbox runtime %s: %s", report.runtime, report.problem)
+    else:
+        log.info("benchmark containers run under %s%s", report.runtime,
+                 f" ({report.version})" if report.version else "")
+    return report.ok
+
+
 def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: str | None = None,
                contests: list[str] | None = None, burst: bool = False) -> None:
     if not settings.redis_url:
@@ -80,6 +98,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     workers.reset_busy(redis, name)
     ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
     context.configure(ctx)
+    ready = kind == "builder" or sandbox_ready(settings, status)
     ctx.progress("idle")
     stop = threading.Event()
 
@@ -88,6 +107,12 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
             ctx.heartbeat()
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    while not ready:  # refuse jobs until the runtime is fixed, saying why in /v1/status
+        if burst:
+            raise SystemExit(f"sandbox runtime {status.sandbox_runtime}: {status.sandbox_problem}")
+        time.sleep(_RUNTIME_RECHECK_S)
+        ready = sandbox_ready(settings, status)
+        ctx.progress("idle")
 
     # 3. Take jobs, one at a time. RQ forks a work horse per job and kills it past its timeout.
     worker = Worker([Queue(q, connection=redis) for q in queue_names], connection=redis, name=name)

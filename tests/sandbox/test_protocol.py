@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import struct
 import threading
@@ -117,3 +118,25 @@ def test_request_json_matches_sn39_fields():
     assert request.model_dump_json() == (
         '{"prompt":"p","negative_prompt":null,"width":null,"height":null,"seed":3}'
     )
+
+
+def test_a_symlink_in_place_of_the_socket_is_not_followed(tmp_path, sock_path):
+    """The submission owns the socket's directory: a link there to a host socket must not lead
+    the validator's connect() to it."""
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.bind(str(tmp_path / "host-service.sock"))
+    host.listen()
+    host.setblocking(False)
+    os.symlink(tmp_path / "host-service.sock", sock_path)
+    with pytest.raises(SubmissionError, match="made inferences.sock a symbolic link, not a socket: refused"):
+        InferenceClient.connect(sock_path, max_output_bytes=1024)
+    with pytest.raises(BlockingIOError):
+        host.accept()  # nobody came
+    host.close()
+
+
+def test_only_a_socket_is_connected_to(sock_path):
+    with open(sock_path, "w") as handle:
+        handle.write("not a socket")
+    with pytest.raises(SubmissionError, match="made inferences.sock a regular file, not a socket"):
+        InferenceClient.connect(sock_path, max_output_bytes=1024)

@@ -1,14 +1,18 @@
-"""Real runs of the fixture submissions in both sandboxes: outputs, determinism, hostile ones."""
+"""Real runs of the fixture submissions in every holder (Docker under runc and under gVisor, the
+process sandbox's tiers): outputs, determinism, hostile ones, each with the same verdict."""
 
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import uuid
 
 import pytest
 
 from edgemaxx.constants import LABEL_OWNER
-from edgemaxx.models import Backend, MemoryGuard, RunStatus, SandboxTier
-from tests.conftest import HOLDERS, held
+from edgemaxx.models import Backend, ContainerRuntime, MemoryGuard, RunStatus, SandboxTier
+from tests.conftest import HOLDERS, held, runtime_of
 from worker.evaluate import benchmark, limits_for
 
 # What each hostile fixture must be blamed for, as the miner reads it.
@@ -68,7 +72,8 @@ def test_baseline_yields_identical_images_on_two_runs(holder, settings, prepared
     second = benchmark(settings, submission, requests_small, limits)
     for run in (first, second):
         assert run.status is RunStatus.OK, run.reason + "\n" + run.log_tail
-        assert run.tier is (SandboxTier.CONTAINER if holder == "docker" else SandboxTier(holder))
+        assert run.tier is (SandboxTier.CONTAINER if backend is Backend.DOCKER else SandboxTier(holder))
+        assert run.runtime is runtime_of(holder)
         assert run.memory_guard is MemoryGuard.KERNEL  # this machine allows cgroups
         assert len(run.outputs) == len(requests_small)
         assert all(r.decoded and (r.width, r.height) == (128, 128) for r in run.requests)
@@ -89,6 +94,7 @@ def test_hostile_submission_is_invalid_with_reason(name, holder, settings, prepa
     submission = prepared(name, backend)
     result = benchmark(settings, submission, requests_small, _limits(settings))
     assert result.status is RunStatus.INVALID
+    assert result.runtime is runtime_of(holder)
     assert EXPECTED[name] in result.reason, result.reason
     assert _leftovers(settings, docker_client) == ([], [])
     assert _sandbox_processes(settings) == []
@@ -106,18 +112,24 @@ def test_hostile_submission_is_invalid_with_reason(name, holder, settings, prepa
         assert "simulated crash at load" in result.log_tail
 
 
-def test_docker_container_is_locked_down(settings, prepared, requests_small, docker_client):
-    """Inspect the live container of a submission that hangs: every isolation setting is on."""
+@pytest.mark.parametrize("holder", ["docker", "docker-runsc"])
+def test_docker_container_is_locked_down(holder, settings, prepared, requests_small, docker_client):
+    """Inspect the live container of a submission that hangs: every isolation setting is on, and
+    it runs under the configured runtime."""
     from sandbox.docker_backend import DockerSandbox
+    from sandbox.select import make_sandbox
 
-    submission = prepared("no-socket", Backend.DOCKER)
-    box = DockerSandbox(docker_client, submission.environment, submission.code_dir,
-                        settings.models_cache, settings.runs_dir, _limits(settings),
-                        uid=settings.sandbox_uid, gpu=None, owner=settings.owner, run_id="inspect-me")
+    settings, backend = held(settings, holder)
+    runtime = runtime_of(holder)
+    assert runtime is not None
+    submission = prepared("no-socket", backend)
+    box = make_sandbox(settings, submission, _limits(settings))
+    assert isinstance(box, DockerSandbox)
     with box:
         box.container.reload()
         host = box.container.attrs["HostConfig"]
         config = box.container.attrs["Config"]
+        assert host["Runtime"] == runtime.value
         assert host["NetworkMode"] == "none"
         assert host["ReadonlyRootfs"] is True
         assert host["CapDrop"] == ["ALL"]
@@ -142,6 +154,66 @@ def test_docker_container_is_locked_down(settings, prepared, requests_small, doc
         assert codes[0] != "0", "the code must be read-only"
         assert codes[1] == "0", "the socket directory must be writable"
         assert codes[2] != "0" and codes[3] != "0", "root fs and venv must be read-only"
+        if runtime is ContainerRuntime.RUNSC:
+            # gVisor's kernel answers, not the host's.
+            kernel = box.container.exec_run(["cat", "/proc/version"]).output.decode()
+            assert "4.4.0" in kernel and os.uname().release not in kernel, kernel
+    assert _leftovers(settings, docker_client) == ([], [])
+
+
+class _Bait:
+    """A host socket a submission must never get the validator to connect to."""
+
+    def __init__(self, path):
+        self.path = path
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("holder", HOLDERS)
+def test_socket_swapped_for_a_symlink_is_not_followed(holder, settings, prepared, requests_small, docker_client):
+    """The submission owns its socket's directory on the host: a symlink there to a host socket
+    (Docker's, Redis's) must not take the validator's connect() to it."""
+    settings, backend = held(settings, holder)
+    bait = _Bait(settings.data_dir / f"bait-{uuid.uuid4().hex[:8]}.sock")
+    try:
+        # The test itself can reach it, so "not reached" below means something.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(bait.path))
+        for _ in range(50):
+            if bait.connections == 1:
+                break
+            threading.Event().wait(0.1)
+        assert bait.connections == 1
+        settings = settings.model_copy(update={"sandbox_extra_env": {"SYMLINK_TARGET": str(bait.path)}})
+        result = benchmark(settings, prepared("socket-symlink", backend), requests_small, _limits(settings))
+    finally:
+        bait.close()
+    assert result.status is RunStatus.INVALID
+    assert "made inferences.sock a symbolic link, not a socket: refused" in result.reason, result.reason
+    assert f"inferences.sock -> {bait.path}" in result.log_tail, result.log_tail
+    assert bait.connections == 1, "the validator followed the symlink to a host socket"
     assert _leftovers(settings, docker_client) == ([], [])
 
 
