@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--scale", choices=["full", "tiny"], default="full")
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="no GPU (a dry run of the flow with --scale tiny)")
     parser.add_argument("--out", type=Path, default=Path("gpu-out"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +66,8 @@ def main() -> None:
     # 1. The cache, in a child process so its GPU memory is gone before the sandbox runs.
     if not args.skip_build:
         built = subprocess.run([sys.executable, "-m", "bench.flux_cache", "--root", str(args.cache),
-                                "--scale", args.scale], capture_output=True, text=True, timeout=1800)
+                                "--scale", args.scale, *(["--device", "cpu"] if args.cpu else [])],
+                               capture_output=True, text=True, timeout=1800)
         if built.returncode != 0:
             raise SystemExit(f"building the cache failed:\n{built.stderr[-3000:]}")
         report["cache"] = json.loads(built.stdout.strip().splitlines()[-1])
@@ -77,7 +79,8 @@ def main() -> None:
     report["evicted_bytes"] = drop_page_cache(args.cache)
     runs = {}
     for name in ("cold", "warm"):
-        runs[name] = sandboxed(args.baseline, env_dir, requests, 120.0, args.warmup, models_dir=args.cache)
+        runs[name] = sandboxed(args.baseline, env_dir, requests, 120.0, args.warmup, models_dir=args.cache,
+                               **({"gpu": None} if args.cpu else {}))
         report[f"baseline_{name}"] = _row(f"baseline ({name} page cache)", runs[name], args.inputs, args.size)
         print(json.dumps({k: v for k, v in report[f"baseline_{name}"].items() if k != "times_s"}), flush=True)
     cold, warm = runs["cold"]["result"], runs["warm"]["result"]
