@@ -27,8 +27,12 @@ async function refresh() {
     ${esc(w.progress.hotkey)}</td>
     <td>${w.busy_fraction == null ? "" : num(100 * w.busy_fraction, 0) + "%"}</td></tr>`).join("");
   const queues = Object.entries(status.queues).map(([q, n]) => `${esc(q)}: ${n}`).join(" · ");
+  const checks = (status.preflight ?? []).flatMap(p => [...p.problems.map(m => [p.service, m, "bad"]),
+    ...p.warnings.map(m => [p.service, m, "dim"])])
+    .map(([s, m, c]) => `<li class="${c}">${esc(s)}: ${esc(m)}</li>`).join("");
   document.getElementById("status").innerHTML = `<p class="${status.healthy ? "ok" : "bad"}">
     ${status.healthy ? "healthy" : "no live worker"} · Redis ${status.redis ? "up" : "down"} · ${queues}</p>
+    ${checks ? `<ul>${checks}</ul>` : ""}
     <table><tr><th>worker</th><th>GPU</th><th>state</th><th>doing</th><th>busy</th></tr>${workers}</table>`;
   let html = "";
   for (const c of status.contests) {

@@ -31,7 +31,8 @@ async def require_operator(request: Request, settings: SettingsDep, redis: Redis
     if any(h.lower().startswith("x-bittensor") for h in request.headers):
         await _verify_signed(request, settings, redis)
         return
-    if settings.admin_token is None:
+    # Empty counts as unset: `EDGEMAXX_ADMIN_TOKEN=` in a .env must not open the routes to `Bearer `.
+    if settings.admin_token is None or not settings.admin_token.get_secret_value():
         raise HTTPException(403, "admin routes are disabled: set EDGEMAXX_ADMIN_TOKEN or sign requests "
                                  "with the validator's hotkey (EDGEMAXX_VALIDATOR_HOTKEY)")
     expected = settings.admin_token.get_secret_value()

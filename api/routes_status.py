@@ -12,6 +12,7 @@ from api.schemas import ContestProgress, StatusPublic, WorkerPublic
 from edgemaxx.contest import all_contests
 from state import runs, workers
 from state.chain import load_chain_status
+from state.preflight import list_preflight
 from worker.queues import queue_depths
 
 router = APIRouter(tags=["status"])
@@ -43,4 +44,4 @@ def status(redis: RedisDep) -> StatusPublic:
             baseline_error=run.baseline_error))
     return StatusPublic(healthy=any(w.alive for w in shown), redis=True,
                         workers=shown, queues=queue_depths(redis, contest_ids), contests=contests,
-                        chain=load_chain_status(redis))
+                        chain=load_chain_status(redis), preflight=list_preflight(redis))

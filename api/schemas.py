@@ -6,6 +6,7 @@ from pydantic import BaseModel, Field
 
 from edgemaxx.models import ContainerRuntime, Metrics, SandboxTier
 from scoring.copies import CopyEvidence
+from state.preflight import PreflightReport
 from state.records import ChainStatus, Progress, SubmissionState
 
 
@@ -40,6 +41,9 @@ class StatusPublic(BaseModel):
     queues: dict[str, int]
     contests: list[ContestProgress]
     chain: ChainStatus | None = None
+    # Builders' and workers' start-up checks that found something: why a worker never came up
+    # (no Docker socket, no such GPU, ...) or what it cannot do (a contest it cannot score).
+    preflight: list[PreflightReport] = Field(default_factory=list)
 
 
 class BaselinePublic(BaseModel):

@@ -49,6 +49,7 @@ class ChainService:
     # ------------------------------------------------------------ one iteration
 
     def step(self) -> None:
+        self._check_wallet()
         if self.sub is None:
             self.sub = self.connect()
         sub = self.sub
@@ -98,6 +99,22 @@ class ChainService:
                 runs.drop_submission(self.redis, run.id, record.hotkey)
                 log.info("dropped %s from %s: deregistered", record.hotkey, run.id)
 
+    def _check_wallet(self) -> None:
+        """Without a readable hotkey the service still reads the chain and runs contests; it says why
+        it sets no weights (status and log, once per change) instead of failing at the first attempt."""
+        try:
+            self.wallet.hotkey  # noqa: B018 - loading the keyfile is the check
+            problem = ""
+        except Exception as exc:  # noqa: BLE001 - FileNotFoundError, KeyFileError, PermissionError, ...
+            wallet = f"{self.settings.wallet_name}/{self.settings.wallet_hotkey}"
+            problem = f"wallet {wallet} unusable, no weights can be set: {exc}"
+        if problem != self.status.wallet_error:
+            if problem:
+                log.error("%s", problem)
+            else:
+                log.info("wallet %s/%s loaded", self.settings.wallet_name, self.settings.wallet_hotkey)
+        self.status.wallet_error = problem
+
     # ------------------------------------------------------------ weights
 
     def _finished_run(self, contest: Contest) -> ContestRun | None:
@@ -132,6 +149,10 @@ class ChainService:
             self.status.last_weights = WeightsAttempt(block=head, ok=False, run_id=",".join(run_ids),
                                                       message="the finished run has nobody to weight")
             self.last_weights_block = head
+            return
+        if self.status.wallet_error:
+            self.status.last_weights = WeightsAttempt(block=head, ok=False, run_id=",".join(run_ids),
+                                                      message=self.status.wallet_error, weights=weights)
             return
         version_key = self.settings.version_key
         if version_key is None:
@@ -175,8 +196,8 @@ class ChainService:
                 delay = min(self.settings.chain_backoff_max_s, 2.0 ** self.status.consecutive_errors)
                 try:
                     self._publish()
-                except Exception:
-                    log.exception("could not publish chain status")
+                except Exception as publish_exc:  # noqa: BLE001 - Redis down: one line, the loop goes on
+                    log.warning("could not publish chain status: %s", publish_exc)
             sleep(delay)
 
     def _reconnect(self) -> None:

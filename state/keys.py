@@ -78,6 +78,7 @@ WORKER_BUSY = f"{PREFIX}:workers-busy"  # hash: worker name → seconds spent on
 COUNTERS = f"{PREFIX}:counters"  # hash: counter name → integer
 DURATIONS = f"{PREFIX}:durations"  # list of recent benchmark durations (seconds)
 CHAIN_STATUS = f"{PREFIX}:chain:status"  # string: the chain service's ChainStatus JSON
+PREFLIGHT = f"{PREFIX}:preflight"  # hash: service name → its PreflightReport JSON (start-up checks)
 
 
 def nonce(hotkey: str, nonce_ns: int) -> str:

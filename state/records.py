@@ -135,3 +135,4 @@ class ChainStatus(BaseModel):
     last_weights: WeightsAttempt | None = None
     error: str = ""
     consecutive_errors: int = 0
+    wallet_error: str = ""  # why no weights can be set (no hotkey file, ...), while it lasts

@@ -1,57 +1,159 @@
-"""The deployment files: compose validates (with a multi-GPU override), and the README's claims."""
+"""The deployment files: compose validates (production, local build, CPU, multi-GPU), every service is
+supervised (healthcheck, restart, bounded logs), .env.example documents every variable, and the
+README's claims. `tests/test_compose.py` runs the whole thing."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
 
+SERVICES = {"redis", "api", "builder", "chain", "worker-gpu0", "worker-cpu"}
 
-def _compose(*files: str) -> subprocess.CompletedProcess[str]:
+
+def _compose(*files: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> dict:
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose is not installed (scripts/setup installs it)")
     args = [binary]
     for f in files:
         args += ["-f", f]
-    return subprocess.run([*args, "config"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
-
-
-def test_compose_file_validates():
-    result = _compose("docker-compose.yml")
+    # Read from a directory without a .env: what the files say, not what a developer's .env says.
+    result = subprocess.run([*args, "config"], capture_output=True, text=True, cwd=cwd, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})})
     assert result.returncode == 0, result.stderr
-    config = yaml.safe_load(result.stdout)
-    assert {"redis", "api", "builder", "worker-gpu0"} <= set(config["services"])
-    redis = config["services"]["redis"]
-    assert "--appendonly" in redis["command"] and "yes" in redis["command"]
-    worker = config["services"]["worker-gpu0"]
-    assert worker["command"] == ["worker", "--gpu", "0"]
-    assert "/var/run/docker.sock:/var/run/docker.sock" in str(worker["volumes"])
-    assert "docker.sock" not in str(config["services"]["api"].get("volumes", []))
+    return yaml.safe_load(result.stdout)
 
 
-def test_one_worker_per_gpu_override(tmp_path):
-    override = tmp_path / "override.yml"
-    generated = subprocess.run([sys.executable, "-m", "cli", "compose-gpus", "0,1,3"],
-                               capture_output=True, text=True, check=True, timeout=60)
-    override.write_text(generated.stdout)
-    result = _compose("docker-compose.yml", str(override))
-    assert result.returncode == 0, result.stderr
-    services = yaml.safe_load(result.stdout)["services"]
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """The compose files in a directory of their own, with the (required) .env from .env.example."""
+    for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile.validator"):
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy")
+    shutil.copy(REPO_ROOT / ".env.example", tmp_path / ".env")
+    return tmp_path
+
+
+def test_production_compose(bare: Path):
+    config = _compose("docker-compose.yml", cwd=bare)
+    services = config["services"]
+    assert set(services) == SERVICES
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:") and "build" not in redis
+    assert redis["command"][redis["command"].index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in str(redis["volumes"]) or redis["volumes"][0]["source"] == "redis-data"
+    worker = services["worker-gpu0"]
+    assert worker["command"] == ["worker", "--gpu", "0"] and worker["profiles"] == ["gpu"]
+    assert worker["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert worker["pid"] == "host" and worker["user"] == "0:0"
+    assert "/var/run/docker.sock" in str(worker["volumes"])
+    assert services["worker-cpu"]["profiles"] == ["cpu"] and "deploy" not in services["worker-cpu"]
+    for name in ("api", "chain"):
+        assert "docker.sock" not in str(services[name].get("volumes", [])), f"{name} must not hold the socket"
+        assert services[name].get("user", "") != "0:0"
+    assert services["api"]["build"]["args"]["BASE_IMAGE"] == "python:3.11-slim-bookworm"
+    assert services["api"]["build"]["args"]["FETCH_LPIPS_WEIGHTS"] == "1"
+
+
+def test_every_service_is_supervised(bare: Path):
+    for name, service in _compose("docker-compose.yml", cwd=bare)["services"].items():
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"], name
+        assert service["logging"]["driver"] == "json-file", name
+        assert {"max-size", "max-file"} <= set(service["logging"]["options"]), f"{name}: unbounded logs"
+
+
+def test_data_dir_is_the_same_path_inside_and_out(bare: Path):
+    env = {"EDGEMAXX_DATA_DIR": "/srv/edgemaxx-data"}
+    services = _compose("docker-compose.yml", cwd=bare, env=env)["services"]
+    for name in ("builder", "worker-gpu0", "worker-cpu"):
+        volumes = services[name]["volumes"]
+        data = [v for v in volumes if "/srv/edgemaxx-data" in str(v)]
+        assert data, name
+        spec = data[0] if isinstance(data[0], str) else f"{data[0]['source']}:{data[0]['target']}"
+        assert spec.startswith("/srv/edgemaxx-data:/srv/edgemaxx-data"), spec
+        assert services[name]["environment"]["EDGEMAXX_DATA_DIR"] == "/srv/edgemaxx-data"
+
+
+def test_local_build_override(bare: Path):
+    env = {"EDGEMAXX_VALIDATOR_BASE_IMAGE": "edgemaxx-base:bookworm", "EDGEMAXX_FETCH_LPIPS_WEIGHTS": "0"}
+    services = _compose("docker-compose.yml", "docker-compose.local.yml", cwd=bare, env=env)["services"]
+    assert services["redis"]["build"]["args"]["BASE_IMAGE"] == "edgemaxx-base:bookworm"
+    assert services["redis"]["image"] == "edgemaxx-redis:local"
+    assert services["redis"]["command"][0] == "redis-server"
+    for name in ("api", "builder", "chain", "worker-cpu", "worker-gpu0"):
+        assert services[name]["build"]["args"] == {"BASE_IMAGE": "edgemaxx-base:bookworm", "TORCH_INDEX_URL": "",
+                                                   "FETCH_LPIPS_WEIGHTS": "0"}
+
+
+def test_one_worker_per_gpu_override(bare: Path):
+    generated = subprocess.run([sys.executable, "-m", "cli", "compose-gpus", "0,1,3", "-f",
+                                str(REPO_ROOT / "docker-compose.yml")],
+                               capture_output=True, text=True, check=True, timeout=60, cwd=REPO_ROOT)
+    (bare / "override.yml").write_text(generated.stdout)
+    services = _compose("docker-compose.yml", "override.yml", cwd=bare)["services"]
     workers = sorted(name for name in services if name.startswith("worker-gpu"))
     assert workers == ["worker-gpu0", "worker-gpu1", "worker-gpu3"]
     assert services["worker-gpu3"]["command"] == ["worker", "--gpu", "3"]
+    assert services["worker-gpu3"]["healthcheck"]["test"][-2:] == ["--gpu", "3"]
+    assert services["worker-gpu3"]["profiles"] == ["gpu"]
+    assert services["worker-gpu3"]["deploy"] == services["worker-gpu0"]["deploy"]
+
+
+def test_compose_gpus_refuses_bad_input(tmp_path: Path):
+    bad = subprocess.run([sys.executable, "-m", "cli", "compose-gpus", "0,x"], capture_output=True, text=True,
+                         timeout=60, cwd=REPO_ROOT)
+    assert bad.returncode == 2 and "not a comma-separated list" in bad.stderr
+    (tmp_path / "other.yml").write_text("services: {api: {image: x}}\n")
+    missing = subprocess.run([sys.executable, "-m", "cli", "compose-gpus", "1", "-f", str(tmp_path / "other.yml")],
+                             capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+    assert missing.returncode == 2 and "worker-gpu0" in missing.stderr
+
+
+def test_env_example_documents_every_variable():
+    from edgemaxx.settings import Settings
+
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", (REPO_ROOT / ".env.example").read_text(), re.M))
+    compose = "".join((REPO_ROOT / f).read_text() for f in ("docker-compose.yml", "docker-compose.local.yml"))
+    used = set(re.findall(r"\$\{([A-Z0-9_]+)", compose))
+    assert used - documented == set(), "compose variables missing from .env.example"
+    settings = {f"EDGEMAXX_{name.upper()}" for name in Settings.model_fields}
+    # Two are set per process by the services themselves, and .env.example says so.
+    assert settings - documented == {"EDGEMAXX_GPU", "EDGEMAXX_OWNER"}
+    text = (REPO_ROOT / ".env.example").read_text()
+    assert "EDGEMAXX_GPU" in text and "EDGEMAXX_OWNER" in text
+
+
+def test_env_example_lines_are_plain():
+    """docker-compose v1 keeps quotes and trailing comments in values: none on a KEY=value line."""
+    for line in (REPO_ROOT / ".env.example").read_text().splitlines():
+        match = re.match(r"^#? ?[A-Z][A-Z0-9_]*=(.*)$", line)
+        if match:
+            assert "#" not in match.group(1) and not match.group(1).startswith(("'", '"')), line
+
+
+def test_readme_runs_a_validator_as_the_compose_test_does():
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme.split("## Run a validator", 1)[1].split("\n## ", 1)[0]
+    for command in ("cp .env.example .env", "docker compose up -d --build", "docker compose ps",
+                    "edgemaxx compose-gpus", "git pull && docker compose up -d --build", "edgemaxx base-image",
+                    "COMPOSE_FILE=docker-compose.yml:docker-compose.local.yml", "docker compose down"):
+        assert command in section, command
+    assert "docker-compose" in section and "v1" in section
 
 
 def test_imports_do_no_work():
     """`import api, worker, sandbox, images, scoring, chain` needs no environment and no I/O."""
     code = ("import sys; import api, worker, sandbox, images, scoring, chain, cli, api.app, "
-            "worker.jobs, worker.process, cli.demo; "
+            "worker.jobs, worker.process, worker.preflight, cli.demo, cli.health; "
             "heavy = [m for m in ('torch', 'docker', 'lpips', 'diffusers') if m in sys.modules]; "
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

@@ -20,8 +20,9 @@ from sandbox.gpu import gpu_name
 from sandbox.select import check_sandbox_runtime, sandbox_tier
 from state import keys, workers
 from state.records import WorkerStatus
-from worker import context
+from worker import context, preflight
 from worker.reaper import WORKER_ENV, reap_leftovers
+from worker.shutdown import StoppingWorker
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     queue_names = ([keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
                    [keys.queue_gpu(c) for c in (contests or [c.id for c in all_contests()])])
 
+    preflight.ensure_ready(settings, redis, kind, name, gpu, contests)  # misconfigured: one-line reason, wait
     # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,
     #    jobs. Then mark our own processes (work horses inherit it) for our successor.
     reap_leftovers(settings, name)
@@ -115,7 +117,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
         ctx.progress("idle")
 
     # 3. Take jobs, one at a time. RQ forks a work horse per job and kills it past its timeout.
-    worker = Worker([Queue(q, connection=redis) for q in queue_names], connection=redis, name=name)
+    worker = StoppingWorker([Queue(q, connection=redis) for q in queue_names], connection=redis, name=name)
     try:
         worker.work(burst=burst, with_scheduler=True)
     finally:
