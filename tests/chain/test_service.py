@@ -248,3 +248,36 @@ def test_revision_must_be_pushed(tmp_path):
         assert cli.returncode == 1 and "not the tip of any branch or tag" in cli.stderr
     finally:
         server.close()
+
+
+def test_without_a_wallet_the_service_runs_and_says_why(world, tmp_path, caplog):
+    """No hotkey file: contests still run, weights are not attempted, the reason is in the status
+    (so in /v1/status) and in the log, once."""
+    chain, service = world["chain"], world["service"]
+    service.wallet = bt.Wallet("validator", "missing", path=str(tmp_path / "no-wallets"))
+    _finish_run(world, {"m1": (1, 1.5)})
+    chain.head += 1
+    with caplog.at_level("ERROR", logger="chain.service"):
+        service.run(max_iterations=3, sleep=lambda _: None)
+    assert service.status.consecutive_errors == 0, service.status.error
+    assert "no weights can be set" in service.status.wallet_error
+    assert "hotkeys/missing" in service.status.wallet_error
+    assert not service.status.last_weights.ok
+    assert service.status.last_weights.message == service.status.wallet_error
+    assert not [c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]
+    assert len([r for r in caplog.records if "no weights can be set" in r.getMessage()]) == 1
+    from state.chain import load_chain_status
+
+    assert load_chain_status(world["redis"]).wallet_error == service.status.wallet_error
+
+
+def test_redis_down_is_one_line_per_iteration(world, redis_url, caplog):
+    """Redis gone: each iteration fails and says so in one line; no traceback in the log."""
+    service = world["service"]
+    service.redis = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    delays: list[float] = []
+    with caplog.at_level("WARNING", logger="chain.service"):
+        service.run(max_iterations=2, sleep=delays.append)
+    assert delays == [2.0, 4.0]
+    assert caplog.records and not any(r.exc_info for r in caplog.records)
+    assert any("could not publish chain status" in r.getMessage() for r in caplog.records)
