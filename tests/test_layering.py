@@ -90,7 +90,7 @@ def test_only_the_state_package_touches_run_state_keys():
     # The key builders and key strings of run state, outside state/ (tests may read keys).
     hits = [line for line in _grep(r"keys\.(run|submissions|results|landings|outputs|baselines|order|check|"
                                    r"hotkey_runs|current_run|worker_alive|rate|nonce)\(|keys\.(WORKERS|"
-                                   r"WORKER_BUSY|COUNTERS|DURATIONS|CHAIN_STATUS|PREFIX)\b")
+                                   r"WORKER_BUSY|COUNTERS|DURATIONS|CHAIN_STATUS|PREFLIGHT|PREFIX)\b")
             if not line.startswith(("state/", "tests/"))]
     assert hits == []
 

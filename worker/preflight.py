@@ -10,7 +10,8 @@ Each problem is one line in the service's log and, once Redis answers, in `GET /
   containers bind-mount run directories by their host path (the worker's own container is
   inspected through the Docker API);
 - a GPU index that does not exist, no NVIDIA driver in the worker, or an engine that cannot hand a
-  container that GPU (no NVIDIA runtime: a probe container asks for it).
+  container that GPU (no NVIDIA runtime: a probe container asks for it);
+- a benchmarking worker that is not root (it hands each run directory to the sandbox user).
 
 Warnings do not stop the service: a contest whose similarity metric cannot run here (LPIPS without
 its AlexNet backbone) is named, and its submissions fail as the validator's error, not the miner's.
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECHECK_S = 30.0
+LABEL_PROBE = "edgemaxx.preflight"  # the GPU probe container, removed as soon as it has answered
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # what lpips loads through torchvision (scoring/similarity.py)
 _CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/hostname /etc/hostname ")
@@ -127,7 +129,7 @@ def gpu_runtime_problem(client: DockerClient, image: str, index: int) -> str:
     container = None
     try:
         container = client.containers.create(
-            image, entrypoint=["true"], network_mode="none", user="65534", labels={"edgemaxx.preflight": "1"},
+            image, entrypoint=["true"], network_mode="none", user="65534", labels={LABEL_PROBE: "1"},
             device_requests=[DeviceRequest(device_ids=[str(index)], capabilities=[["gpu"]])])
         container.start()
         container.wait(timeout=60)

@@ -89,7 +89,7 @@ def test_no_nvidia_runtime_is_said_in_one_line(docker_client, base_image):
     problem = preflight.gpu_runtime_problem(docker_client, base_image, 0)
     assert problem == ("the Docker engine cannot give a container GPU 0 (no NVIDIA runtime: install the "
                        "NVIDIA Container Toolkit and restart dockerd)")
-    assert not docker_client.containers.list(all=True, filters={"label": "edgemaxx.preflight"}), "probe left behind"
+    assert not docker_client.containers.list(all=True, filters={"label": preflight.LABEL_PROBE}), "probe left behind"
 
 
 def test_a_gpu_that_does_not_exist():
