@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")  # the CLI (Debian installs it there)
 SERVICES = {"redis", "api", "builder", "chain", "worker-cpu"}
 
 
@@ -53,9 +54,9 @@ def copy_checkout(target: Path) -> None:
 
 
 def health(project: str) -> dict[str, str]:
-    ids = run(["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], ROOT).split()
+    ids = run([DOCKER, "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"], ROOT).split()
     found = {}
-    for container in json.loads(run(["docker", "inspect", *ids], ROOT)) if ids else []:
+    for container in json.loads(run([DOCKER, "inspect", *ids], ROOT)) if ids else []:
         state = container["State"]
         service = container["Config"]["Labels"]["com.docker.compose.service"]
         found[service] = state.get("Health", {}).get("Status", "none") if state["Running"] else state["Status"]
@@ -63,11 +64,11 @@ def health(project: str) -> dict[str, str]:
 
 
 def image_size(tag: str) -> int:
-    return int(json.loads(run(["docker", "image", "inspect", tag], ROOT))[0]["Size"])
+    return int(json.loads(run([DOCKER, "image", "inspect", tag], ROOT))[0]["Size"])
 
 
 def largest_layers(tag: str, count: int = 3) -> list[dict[str, Any]]:
-    rows = run(["docker", "history", "--no-trunc", "--format", "{{json .}}", tag], ROOT).splitlines()
+    rows = run([DOCKER, "history", "--no-trunc", "--format", "{{json .}}", tag], ROOT).splitlines()
     layers = [json.loads(row) for row in rows]
     layers.sort(key=lambda layer: -_bytes(layer["Size"]))
     return [{"size": layer["Size"], "step": layer["CreatedBy"][-160:] or "(the base image)"}
@@ -84,11 +85,11 @@ def _bytes(text: str) -> float:
 
 def wheel_stage_images(since: float) -> list[str]:
     """Dangling images this benchmark's builds left: the `wheel` stage of Dockerfile.validator."""
-    ids = run(["docker", "images", "-q", "--filter", "dangling=true"], ROOT).split()
+    ids = run([DOCKER, "images", "-q", "--filter", "dangling=true"], ROOT).split()
     found = []
-    for image in json.loads(run(["docker", "image", "inspect", *ids], ROOT)) if ids else []:
+    for image in json.loads(run([DOCKER, "image", "inspect", *ids], ROOT)) if ids else []:
         created = calendar.timegm(time.strptime(image["Created"][:19], "%Y-%m-%dT%H:%M:%S"))
-        history = run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", image["Id"]], ROOT)
+        history = run([DOCKER, "history", "--no-trunc", "--format", "{{.CreatedBy}}", image["Id"]], ROOT)
         if created >= since - 5 and "uv build --wheel" in history:
             found.append(image["Id"])
     return found
@@ -102,7 +103,7 @@ def main() -> None:
 
     tag = uuid.uuid4().hex[:6]
     project, validator, redis = f"edgemaxx-bench-{tag}", f"edgemaxx-validator:bench-{tag}", "edgemaxx-redis:local"
-    compose = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True,
+    compose = [DOCKER, "compose"] if subprocess.run([DOCKER, "compose", "version"], capture_output=True,
                                                       timeout=60).returncode == 0 else ["docker-compose"]
     scratch = Path(tempfile.mkdtemp(prefix="edgemaxx-bench-", dir="/var/lib"))
     checkout, data = scratch / "checkout", scratch / "data"
@@ -119,8 +120,8 @@ def main() -> None:
     }
     (checkout / ".env").write_text((checkout / ".env.example").read_text()
                                    + "".join(f"{k}={v}\n" for k, v in settings.items()))
-    old_redis = json.loads(run(["docker", "image", "inspect", redis], ROOT))[0]["Id"] if subprocess.run(
-        ["docker", "image", "inspect", redis], capture_output=True, timeout=60).returncode == 0 else None
+    old_redis = json.loads(run([DOCKER, "image", "inspect", redis], ROOT))[0]["Id"] if subprocess.run(
+        [DOCKER, "image", "inspect", redis], capture_output=True, timeout=60).returncode == 0 else None
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "machine": platform.node(),
                               "cpus": len(os.sched_getaffinity(0)), "compose": " ".join(compose)}
     began = time.time()
@@ -147,10 +148,10 @@ def main() -> None:
     finally:
         subprocess.run([*compose, "down", "--volumes", "--timeout", "20"], cwd=checkout, capture_output=True,
                        timeout=600)
-        subprocess.run(["docker", "image", "rm", validator, *wheel_stage_images(began)], capture_output=True,
+        subprocess.run([DOCKER, "image", "rm", validator, *wheel_stage_images(began)], capture_output=True,
                        timeout=600)
-        if old_redis and old_redis != json.loads(run(["docker", "image", "inspect", redis], ROOT))[0]["Id"]:
-            subprocess.run(["docker", "image", "rm", old_redis], capture_output=True, timeout=600)
+        if old_redis and old_redis != json.loads(run([DOCKER, "image", "inspect", redis], ROOT))[0]["Id"]:
+            subprocess.run([DOCKER, "image", "rm", old_redis], capture_output=True, timeout=600)
         shutil.rmtree(scratch, ignore_errors=True)
     text = json.dumps(report, indent=2)
     print(text)
