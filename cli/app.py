@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from cli.health import HealthTarget
 from cli.runsc import register_runsc_command
 from edgemaxx.models import BackendChoice
 
@@ -365,27 +366,22 @@ def compose_gpus(
 
 @app.command()
 def healthcheck(
-    service: Annotated[str, typer.Argument(help="api, worker, builder or chain")],
+    service: Annotated[HealthTarget, typer.Argument(help="Which service")],
     gpu: Annotated[int | None, typer.Option(help="The worker's GPU (as given to `edgemaxx worker`)")] = None,
     name: Annotated[str | None, typer.Option(help="The worker's name (default: as the worker names itself)")] = None,
     url: Annotated[str | None, typer.Option(help="The API's status URL")] = None,
 ) -> None:
     """Is this service healthy, as /v1/status sees it? One line; exit 0 (yes) or 1 (no). For compose."""
-    from cli.health import Service, check_api, check_chain, check_worker
+    from cli.health import check_api, check_chain, check_worker
     from worker.process import worker_name
 
-    try:
-        which = Service(service)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] {service!r} is not one of {', '.join(s.value for s in Service)}")
-        raise typer.Exit(2) from exc
     settings = _settings()
-    if which is Service.API:
+    if service is HealthTarget.API:
         ok, why = check_api(url or f"http://127.0.0.1:{settings.api_port}/v1/status")
-    elif which is Service.CHAIN:
+    elif service is HealthTarget.CHAIN:
         ok, why = check_chain(settings)
     else:
-        kind = "builder" if which is Service.BUILDER else "gpu"
+        kind = "builder" if service is HealthTarget.BUILDER else "gpu"
         ok, why = check_worker(settings, worker_name(kind, gpu, name))
     (console if ok else err).print(why, markup=False, highlight=False)
     raise typer.Exit(0 if ok else 1)

@@ -1,7 +1,8 @@
 """`edgemaxx healthcheck`: one service's health as `GET /v1/status` sees it, for compose healthchecks.
 
 Each check answers (healthy, one line saying why); the command prints the line and exits 0 or 1.
-Light on purpose: Docker runs it every interval in every container.
+Light on purpose: Docker runs it every interval in every container (and cli.app imports this module
+for its enum, so Redis and the state modules load only when a check runs).
 """
 
 from __future__ import annotations
@@ -11,17 +12,15 @@ import time
 import urllib.error
 import urllib.request
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from redis import Redis
-from redis.exceptions import RedisError
+if TYPE_CHECKING:
+    from redis import Redis
 
-from edgemaxx.settings import Settings
-from state import workers
-from state.chain import load_chain_status
-from state.preflight import load_preflight
+    from edgemaxx.settings import Settings
 
 
-class Service(StrEnum):
+class HealthTarget(StrEnum):
     API = "api"
     WORKER = "worker"
     BUILDER = "builder"
@@ -43,6 +42,11 @@ def check_api(url: str) -> tuple[bool, str]:
 
 def check_worker(settings: Settings, name: str) -> tuple[bool, str]:
     """Alive (a fresh heartbeat), exactly as /v1/status shows it; else why not."""
+    from redis.exceptions import RedisError
+
+    from state import workers
+    from state.preflight import load_preflight
+
     try:
         redis = _redis(settings)
         alive = {status.name: is_alive for status, is_alive in workers.list_workers(redis)}
@@ -61,6 +65,10 @@ def check_worker(settings: Settings, name: str) -> tuple[bool, str]:
 def check_chain(settings: Settings) -> tuple[bool, str]:
     """The chain service publishes its status after every iteration, failed ones included (with
     the error and a backoff of at most chain_backoff_max_s): healthy while that keeps coming."""
+    from redis.exceptions import RedisError
+
+    from state.chain import load_chain_status
+
     try:
         status = load_chain_status(_redis(settings))
     except RedisError as exc:
@@ -76,6 +84,9 @@ def check_chain(settings: Settings) -> tuple[bool, str]:
 
 
 def _redis(settings: Settings) -> Redis:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
     if not settings.redis_url:
         raise RedisError("EDGEMAXX_REDIS_URL is not set")
     return Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
