@@ -24,6 +24,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from edgemaxx.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")  # the CLI (Debian installs it there)
 SERVICES = {"redis", "api", "builder", "chain", "worker-cpu"}
@@ -98,7 +100,7 @@ def wheel_stage_images(since: float) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the JSON here too")
-    parser.add_argument("--base-image", default="edgemaxx-base:bookworm")
+    parser.add_argument("--base-image", default=Settings().base_image, help="the local base image")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:6]

@@ -84,13 +84,13 @@ def test_data_dir_is_the_same_path_inside_and_out(bare: Path):
 
 
 def test_local_build_override(bare: Path):
-    env = {"EDGEMAXX_VALIDATOR_BASE_IMAGE": "edgemaxx-base:bookworm", "EDGEMAXX_FETCH_LPIPS_WEIGHTS": "0"}
+    env = {"EDGEMAXX_VALIDATOR_BASE_IMAGE": "edgemaxx-base:bookworm-git", "EDGEMAXX_FETCH_LPIPS_WEIGHTS": "0"}
     services = _compose("docker-compose.yml", "docker-compose.local.yml", cwd=bare, env=env)["services"]
-    assert services["redis"]["build"]["args"]["BASE_IMAGE"] == "edgemaxx-base:bookworm"
+    assert services["redis"]["build"]["args"]["BASE_IMAGE"] == "edgemaxx-base:bookworm-git"
     assert services["redis"]["image"] == "edgemaxx-redis:local"
     assert services["redis"]["command"][0] == "redis-server"
     for name in ("api", "builder", "chain", "worker-cpu", "worker-gpu0"):
-        assert services[name]["build"]["args"] == {"BASE_IMAGE": "edgemaxx-base:bookworm", "TORCH_INDEX_URL": "",
+        assert services[name]["build"]["args"] == {"BASE_IMAGE": "edgemaxx-base:bookworm-git", "TORCH_INDEX_URL": "",
                                                    "FETCH_LPIPS_WEIGHTS": "0"}
 
 
