@@ -41,7 +41,8 @@ def check_api(url: str) -> tuple[bool, str]:
 
 
 def check_worker(settings: Settings, name: str) -> tuple[bool, str]:
-    """Alive (a fresh heartbeat), exactly as /v1/status shows it; else why not."""
+    """Alive (a fresh heartbeat), exactly as /v1/status shows it, and taking jobs (its sandbox runtime
+    passed its check); else why not."""
     from redis.exceptions import RedisError
 
     from state import workers
@@ -49,10 +50,14 @@ def check_worker(settings: Settings, name: str) -> tuple[bool, str]:
 
     try:
         redis = _redis(settings)
-        alive = {status.name: is_alive for status, is_alive in workers.list_workers(redis)}
+        listed = workers.list_workers(redis)
+        alive = {status.name: is_alive for status, is_alive in listed}
+        statuses = {status.name: status for status, _ in listed}
         report = load_preflight(redis, name)
     except RedisError as exc:
         return False, f"Redis at {settings.redis_url} unreachable: {exc}"
+    if alive.get(name) and statuses[name].sandbox_problem:
+        return False, f"{name} takes no benchmark job: {statuses[name].sandbox_problem}"
     if alive.get(name):
         return True, f"{name} is alive"
     if report is not None and report.problems:

@@ -98,3 +98,13 @@ def test_api_health_needs_redis_behind_it(redis_server, tmp_path):
 def test_unknown_service():
     result = _healthcheck("redis://127.0.0.1:9/0", "database")
     assert result.returncode == 2 and "'database' is not one of" in result.stderr and "'chain'" in result.stderr
+
+
+def test_a_worker_refusing_jobs_is_unhealthy(redis_server):
+    """Alive but refusing benchmarks (its sandbox runtime failed its start-up check): not healthy."""
+    redis = Redis.from_url(redis_server.url)
+    status = WorkerStatus(name="hc-runsc", kind="gpu", gpu=0, sandbox_problem="runsc is not registered in the engine")
+    workers.publish_worker(redis, status, ttl_s=60)
+    result = _healthcheck(redis_server.url, "worker", "--name", "hc-runsc")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "hc-runsc takes no benchmark job: runsc is not registered in the engine"
