@@ -151,8 +151,8 @@ def test_model_cache_eviction_keeps_exactly_what_the_queue_needs(redis, data_dir
     assert report.models_bytes == 30 * MIB and "the current run needs it" in report.warnings[-1]
 
 
-def _image(client, tag: str) -> str:
-    dockerfile = f"FROM edgemaxx-base:bookworm\nLABEL {LABEL_IMAGE_KEY}={tag.rsplit(':', 1)[-1]}\n".encode()
+def _image(client, base: str, tag: str) -> str:
+    dockerfile = f"FROM {base}\nLABEL {LABEL_IMAGE_KEY}={tag.rsplit(':', 1)[-1]}\n".encode()
     client.images.build(fileobj=io.BytesIO(dockerfile), tag=tag, rm=True)
     return tag
 
@@ -163,7 +163,7 @@ def test_unused_images_and_venvs_are_removed_and_others_images_are_not(redis, da
     now = time.time()
     settings = _settings(data_dir)
     prefix = f"edgemaxx-sandbox:hk-{uuid.uuid4().hex[:8]}"
-    images = {name: _image(docker_client, f"{prefix}-{name}") for name in
+    images = {name: _image(docker_client, base_image, f"{prefix}-{name}") for name in
               ("older-run", "previous-run", "current-run", "unused", "foreign")}
     envs = {}
     for name in ("older-run", "previous-run", "current-run", "unused"):
