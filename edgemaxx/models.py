@@ -212,6 +212,7 @@ class RunResult(BaseModel):
     reason: str = ""
     tier: SandboxTier | None = None  # None only for a run that never started a sandbox
     memory_guard: MemoryGuard | None = None
+    gpu: str | None = None  # the card that measured it, as NVML names it; None: no GPU (CPU)
     metrics: Metrics = Field(default_factory=Metrics)
     requests: list[RequestOutcome] = Field(default_factory=list)
     log_tail: str = ""
