@@ -72,8 +72,10 @@ class StatusPublic(BaseModel):
 class BaselinePublic(BaseModel):
     worker: str
     gpu: str | None = Field(default=None, description="the card that measured it; null: no GPU")
-    metrics: Metrics
+    metrics: Metrics = Field(description="the reference: the median of the worker's measurements")
     summary: dict
+    measurements: list[float | None] = Field(
+        default_factory=list, description="every measurement's median generation time (s), oldest first")
 
 
 class LeaderboardRow(BaseModel):
@@ -123,6 +125,9 @@ class SubmissionPublic(BaseModel):
     summary: dict | None
     worker: str | None
     gpu: str | None = Field(default=None, description="the card that measured it; null: no GPU")
+    baseline_measurements: int | None = Field(
+        default=None, description="scored against the median of this many baseline measurements of its worker")
+    baseline_drift: str = Field(default="", description="the baseline's drift around this measurement, if notable")
     log_tail: str
     attempts: int
     updated_at: float

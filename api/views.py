@@ -55,7 +55,9 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest,
 
 
 def baselines(redis: Redis, run: ContestRun) -> list[BaselinePublic]:
-    return [BaselinePublic(worker=w, gpu=r.gpu, metrics=r.metrics, summary=r.metrics.summary())
+    return [BaselinePublic(worker=w, gpu=r.gpu, metrics=r.metrics, summary=r.metrics.summary(),
+                           measurements=[m.result.metrics.median_generation_time_s
+                                         for m in runs.baseline_measurements(redis, run.id, w)])
             for w, r in sorted(runs.baselines(redis, run.id).items())]
 
 
@@ -67,7 +69,8 @@ def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPubl
         score_terms=record.score_terms, similarities=record.similarities,
         similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
         metrics=record.metrics, summary=record.metrics.summary() if record.metrics else None,
-        worker=record.worker, gpu=record.gpu, log_tail=record.log_tail, attempts=record.attempts,
+        worker=record.worker, gpu=record.gpu, baseline_measurements=record.baseline_measurements,
+        baseline_drift=record.baseline_drift, log_tail=record.log_tail, attempts=record.attempts,
         updated_at=record.updated_at,
     )
 

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # The baseline is measured this many times per run and the median run kept: its own
     # run-to-run spread is the noise floor of every score (3.8 % for SN39-style baselines on a GPU).
     baseline_runs: int = Field(default=1, ge=1, le=9)
+    # After every this many submissions a worker measures the baseline again (0: only at the start),
+    # and at the run's end every submission is scored against the median of all of that worker's
+    # measurements: the baseline's own run-to-run spread cancels out of the ratios (docs/benchmarks.md).
+    baseline_every: int = Field(default=6, ge=0)
     max_output_bytes: int = 16 * 1024 * 1024
     log_tail_bytes: int = 16 * 1024
     sample_interval_s: float = 0.05

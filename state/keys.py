@@ -72,6 +72,11 @@ def outputs(run_id: str, name: str) -> str:
     return f"{PREFIX}:run:{run_id}:outputs:{name}"
 
 
+def baseline_pool(run_id: str, worker: str) -> str:
+    """List: every BaselineMeasurement JSON `worker` made for this run, oldest first."""
+    return f"{PREFIX}:run:{run_id}:baseline-pool:{worker}"
+
+
 def baselines(run_id: str) -> str:
     """Hash: worker name → the baseline RunResult JSON that worker measured for this run."""
     return f"{PREFIX}:run:{run_id}:baselines"

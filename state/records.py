@@ -14,6 +14,7 @@ from edgemaxx.models import (
     ContainerRuntime,
     Metrics,
     PreparedSubmission,
+    RunResult,
     SandboxTier,
     SubmissionSource,
     TextToImageRequest,
@@ -96,9 +97,23 @@ class SubmissionRecord(BaseModel):
     score_terms: dict[str, float] = Field(default_factory=dict)
     worker: str | None = None
     gpu: str | None = None  # the card it was measured on (NVML name); None: measured without a GPU
+    # Scored against the median of this many baseline measurements of its worker (the pooled
+    # reference, final at the run's end), and what the baseline did around it.
+    baseline_measurements: int | None = None
+    baseline_drift: str = ""
+    measured_after: int | None = None  # submissions its worker had benchmarked in the run before it
     log_tail: str = ""
     attempts: int = 0
     updated_at: float = Field(default_factory=time.time)
+
+
+class BaselineMeasurement(BaseModel):
+    """One measurement of a run's baseline on one worker (outputs are kept once, with the reference)."""
+
+    result: RunResult
+    after_submissions: int  # how many submissions this worker had benchmarked in the run before it
+    at: float = Field(default_factory=time.time)
+    seconds: float  # GPU time it took, sandbox start to stop
 
 
 class Progress(BaseModel):

@@ -12,7 +12,7 @@ from redis import Redis
 
 from edgemaxx.models import RunResult
 from state import keys
-from state.records import ContestRun, RunEnd, SubmissionRecord
+from state.records import BaselineMeasurement, ContestRun, RunEnd, SubmissionRecord
 
 
 def as_text(value: object) -> str:
@@ -152,9 +152,30 @@ def load_outputs(redis: Redis, run_id: str, name: str, count: int) -> list[bytes
     return [stored.get(str(i)) for i in range(count)]
 
 
-def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult) -> None:
-    save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
+def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult, *, outputs: bool = True) -> None:
+    """`worker`'s reference for the run (its pooled baseline); the outputs are stored once, with the first."""
+    if outputs:
+        save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
     redis.hset(keys.baselines(run_id), worker, result.model_dump_json())
+
+
+def add_baseline_measurement(redis: Redis, run_id: str, worker: str, measurement: BaselineMeasurement) -> int:
+    """Append to `worker`'s pool of baseline measurements; returns how many it holds."""
+    return int(redis.rpush(keys.baseline_pool(run_id, worker), measurement.model_dump_json()))
+
+
+def baseline_measurements(redis: Redis, run_id: str, worker: str) -> list[BaselineMeasurement]:
+    return [BaselineMeasurement.model_validate_json(raw)
+            for raw in redis.lrange(keys.baseline_pool(run_id, worker), 0, -1)]
+
+
+def update_result(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
+    """Rewrite a landed result: only the run's end does this (final scores against the pooled baseline)."""
+    record.updated_at = time.time()
+    with redis.pipeline() as pipe:
+        pipe.hset(keys.results(run_id), record.hotkey, record.model_dump_json())
+        pipe.hset(keys.submissions(run_id), record.hotkey, record.model_dump_json())
+        pipe.execute()
 
 
 def load_baseline(redis: Redis, run_id: str, worker: str, count: int) -> RunResult | None:

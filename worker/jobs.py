@@ -22,9 +22,9 @@ from images.prepare import prepare
 from sandbox.runner import ProgressFn
 from sandbox.select import choose_backend, docker_client
 from state import checks, housekeeping, metrics, runs
-from state.records import CheckState, SubmissionState
-from worker import context, lifecycle, queues
-from worker.evaluate import Outcome, evaluate, measure_baseline
+from state.records import BaselineMeasurement, CheckState, SubmissionState
+from worker import context, lifecycle, queues, reference
+from worker.evaluate import Outcome, benchmark, evaluate, limits_for
 from worker.housekeeping import touch_models
 
 if TYPE_CHECKING:
@@ -135,40 +135,64 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
 _WAIT_FOR_BASELINE = Retry(max=10_000, interval=15)
 
 
+def _benchmarked_here(run_id: str) -> int:
+    """How many submissions this worker has benchmarked in the run so far."""
+    ctx = context.current()
+    return sum(1 for r in runs.records(ctx.redis, run_id) if r.worker == ctx.status.name and r.metrics is not None)
+
+
 def _ensure_baseline(run_id: str) -> RunResult | None:
-    """This worker's baseline for the run: measured on this GPU before any submission; None while
-    the baseline is still being prepared."""
+    """This worker's baseline for the run: measured on this GPU before any submission, and again
+    after every `baseline_every` submissions; the reference is the median of its measurements
+    (worker.reference). None while the baseline is still being prepared."""
     ctx = context.current()
     redis = ctx.redis
+    me = ctx.status.name
     run = runs.load_run(redis, run_id)
     if run is None:
         raise InfrastructureError(f"run {run_id} disappeared")
-    existing = runs.load_baseline(redis, run_id, ctx.status.name, len(run.inputs))
-    if existing is not None:
-        return existing
+    pool = runs.baseline_measurements(redis, run_id, me)
+    first = not pool
+    benchmarked = _benchmarked_here(run_id)
+    if not reference.due(pool, benchmarked, ctx.settings.baseline_every):
+        existing = runs.load_baseline(redis, run_id, me, len(run.inputs))
+        if existing is not None:
+            return existing
     if run.baseline_prepared is None:
         if run.baseline_error:
             raise InfrastructureError(run.baseline_error)
         return None
-    started = time.monotonic()
     ctx.progress("loading", run_id=run_id, hotkey="baseline", total=len(run.inputs))
     _note_used(run.baseline_prepared)
-    result = measure_baseline(ctx.settings, run.rules(), run.baseline_prepared, run.inputs,
-                              _request_progress(run_id, "baseline"))
-    if result.status is not RunStatus.OK:
-        run.baseline_error = f"the baseline failed on {ctx.status.name}: {result.reason}"
-        runs.save_run(redis, run)
-        log.error("baseline run=%s worker=%s outcome=error reason=%r in %.1fs", run_id, ctx.status.name,
-                  result.reason, time.monotonic() - started)
-        # As many tries as a submission gets: past them the baseline cannot be measured, the run fails.
-        if runs.note_baseline_failure(redis, run_id, run.baseline_error) > ctx.settings.benchmark_retries:
-            lifecycle.fail_run(redis, run_id, f"the baseline could not be measured: {result.reason}")
-        raise InfrastructureError(run.baseline_error)
-    runs.save_baseline(redis, run_id, ctx.status.name, result)
-    runs.push_order(redis, run_id, f"baseline@{ctx.status.name}")
-    log.info("baseline run=%s worker=%s outcome=measured median=%.3fs in %.1fs", run_id, ctx.status.name,
-             result.metrics.median_generation_time_s or 0.0, time.monotonic() - started)
-    return result
+    contest = run.rules()
+    limits = limits_for(ctx.settings, contest, None)
+    for _ in range(ctx.settings.baseline_runs if not pool else 1):
+        started = time.monotonic()
+        result = benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,
+                           _request_progress(run_id, "baseline"))
+        seconds = time.monotonic() - started
+        if result.status is not RunStatus.OK:
+            run.baseline_error = f"the baseline failed on {me}: {result.reason}"
+            runs.save_run(redis, run)
+            log.error("baseline run=%s worker=%s outcome=error reason=%r in %.1fs", run_id, me, result.reason, seconds)
+            # As many tries as a submission gets: past them the baseline cannot be measured, the run fails.
+            if runs.note_baseline_failure(redis, run_id, run.baseline_error) > ctx.settings.benchmark_retries:
+                lifecycle.fail_run(redis, run_id, f"the baseline could not be measured: {result.reason}")
+            raise InfrastructureError(run.baseline_error)
+        measurement = BaselineMeasurement(result=result, after_submissions=benchmarked, seconds=seconds)
+        moved = reference.drift(pool[-1], measurement) if pool else None
+        pool.append(measurement)
+        runs.add_baseline_measurement(redis, run_id, me, measurement)
+        runs.push_order(redis, run_id, f"baseline@{me}")
+        log.info("baseline run=%s worker=%s outcome=measured median=%.3fs measurement=%d%s in %.1fs", run_id, me,
+                 result.metrics.median_generation_time_s or 0.0, len(pool),
+                 f" drift={moved:+.2%}" if moved is not None else "", seconds)
+    pooled = reference.pooled(pool)
+    if not first:  # the reference images are the first measurement's, stored once (the baseline is deterministic)
+        stored = runs.load_baseline(redis, run_id, me, len(run.inputs))
+        pooled = pooled.model_copy(update={"outputs": stored.outputs if stored else pooled.outputs})
+    runs.save_baseline(redis, run_id, me, pooled, outputs=first)
+    return pooled
 
 
 def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
@@ -191,6 +215,7 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
             log.info("benchmark %s run=%s waits for the baseline to be prepared", hotkey, run_id)
             return _WAIT_FOR_BASELINE
         runs.push_order(redis, run_id, hotkey)
+        record.measured_after = _benchmarked_here(run_id)
         record.state = SubmissionState.BENCHMARKING
         record.worker = ctx.status.name
         record.gpu = ctx.status.gpu_name
@@ -200,6 +225,7 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
         # 2. The submission against it: run, compare, score.
         verdict = evaluate(ctx.settings, contest, baseline, record.prepared, run.inputs,
                            _request_progress(run_id, hotkey))
+        record.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
         record.metrics = verdict.result.metrics
         record.gpu = verdict.result.gpu
         record.log_tail = verdict.result.log_tail

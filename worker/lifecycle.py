@@ -25,6 +25,7 @@ from redis import Redis
 
 from state import keys, runs
 from state.records import ContestRun, RunEnd, RunState, SubmissionRecord, SubmissionState
+from worker.reference import rescore_run
 from worker.results import placeholder_uids, run_weights
 
 if TYPE_CHECKING:
@@ -91,7 +92,10 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
         if not record.state.final:
             land_error(redis, run.id, record, why)
 
-    # 2. The weights, frozen from the final records (re-read: a result may have landed meanwhile).
+    # 2. Final scores against each worker's pooled baseline, then the weights, frozen from the
+    #    final records (re-read: a result may have landed meanwhile).
+    if state is RunState.FINISHED:
+        rescore_run(redis, run)
     records = runs.records(redis, run.id)
     end = RunEnd(state=state, at=now, reason=reason)
     if state is RunState.FINISHED:
