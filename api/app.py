@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 from redis import Redis
 from redis.exceptions import RedisError
 
-from api import dashboard, routes_checks, routes_contests, routes_metrics, routes_status, routes_submissions
+from api import (
+    dashboard,
+    routes_checks,
+    routes_contests,
+    routes_metrics,
+    routes_runs,
+    routes_status,
+    routes_submissions,
+)
 from edgemaxx import __version__
 from edgemaxx.settings import Settings
 
@@ -26,7 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.redis.close()
 
     app = FastAPI(title="edgemaxx validator", version=__version__, lifespan=lifespan)
-    for module in (routes_status, routes_contests, routes_submissions, routes_checks, routes_metrics, dashboard):
+    for module in (routes_status, routes_contests, routes_runs, routes_submissions, routes_checks, routes_metrics,
+                   dashboard):
         app.include_router(module.router)
 
     @app.exception_handler(RedisError)
@@ -39,4 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
 def serve(settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info")
+    # uvicorn stops on SIGTERM/SIGINT; open connections get the shutdown timeout, then are closed.
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info",
+                timeout_graceful_shutdown=int(settings.shutdown_timeout_s))

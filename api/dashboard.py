@@ -33,6 +33,7 @@ async function refresh() {
   document.getElementById("status").innerHTML = `<p class="${status.healthy ? "ok" : "bad"}">
     ${status.healthy ? "healthy" : "no live worker"} · Redis ${status.redis ? "up" : "down"} · ${queues}</p>
     ${checks ? `<ul>${checks}</ul>` : ""}
+    ${status.warnings.map(w => `<p class="bad">${esc(w)}</p>`).join("")}
     <table><tr><th>worker</th><th>GPU</th><th>state</th><th>doing</th><th>busy</th></tr>${workers}</table>`;
   let html = "";
   for (const c of status.contests) {
@@ -43,11 +44,11 @@ async function refresh() {
       <td class="${x.state === "scored" ? "ok" : x.state === "invalid" ? "bad" : "dim"}">${esc(x.state)}</td>
       <td>${num(x.score)}</td><td>${num(x.summary?.median_generation_time_s)}</td>
       <td>${num(x.similarity_mean)} / ${num(x.similarity_min)}</td><td>${num(x.weight)}</td>
-      <td>${esc(x.reason || x.flagged)}</td></tr>`).join("");
-    html += `<h2>${esc(board.id)} <span class="dim">run ${esc(board.run_id)}
+      <td>${esc(x.gpu ?? (x.summary ? "cpu" : ""))}</td><td>${esc(x.reason || x.flagged)}</td></tr>`).join("");
+    html += `<h2>${esc(board.id)} <span class="dim">run ${esc(board.run_id)} · ${esc(c.state)}
       · seed <code>${esc(board.seed.slice(0, 18))}</code> · ${board.inputs} inputs</span></h2>
       <table><tr><th>#</th><th>hotkey</th><th>state</th><th>score</th><th>gen median (s)</th>
-      <th>similarity mean/min</th><th>weight</th><th>reason</th></tr>${rows}</table>`;
+      <th>similarity mean/min</th><th>weight</th><th>measured on</th><th>reason</th></tr>${rows}</table>`;
   }
   document.getElementById("contests").innerHTML = html;
 }

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path
 
 from api.deps import RedisDep
-from api.schemas import BaselinePublic, ContestPublic
-from api.views import leaderboard
+from api.schemas import ContestPublic
+from api.views import baselines, leaderboard
 from edgemaxx.contest import load_contest
 from state import runs
 
@@ -25,8 +25,6 @@ def contest(redis: RedisDep, contest_id: str = ContestId) -> ContestPublic:
     run = runs.current_run(redis, contest_id)
     if run is None:
         raise HTTPException(404, f"contest {contest_id} has no run yet")
-    baselines = [BaselinePublic(worker=w, metrics=r.metrics, summary=r.metrics.summary())
-                 for w, r in sorted(runs.baselines(redis, run.id).items())]
     return ContestPublic(id=definition.id, description=definition.description, run_id=run.id,
-                         seed=run.seed, inputs=len(run.inputs), baselines=baselines,
-                         leaderboard=leaderboard(redis, run, definition))
+                         seed=run.seed, inputs=len(run.inputs), baselines=baselines(redis, run),
+                         leaderboard=leaderboard(redis, run, run.rules() if run.definition else definition))

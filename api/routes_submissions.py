@@ -40,9 +40,10 @@ def create_submission(body: SubmissionCreate, redis: RedisDep, settings: Setting
         raise HTTPException(404, str(exc)) from exc
     source = _source(body, settings.allow_local_sources, settings.allow_private_hosts)
     run = runs.current_run(redis, contest.id)
-    if run is None:
-        # Without the chain, a run per UTC day; the chain service seeds runs from block hashes.
-        run = start_run(redis, settings, contest, f"manual-{dt.datetime.now(dt.UTC).date()}")
+    if run is None or run.end is not None:
+        # Without the chain, a new run when there is none open; the chain service seeds runs
+        # from block hashes. The seed names the moment, so an ended run is never reopened.
+        run = start_run(redis, settings, contest, f"manual-{dt.datetime.now(dt.UTC).isoformat()}")
     record = submit(redis, settings, run, body.hotkey, source, uid=body.uid, block=body.block)
     return SubmissionAccepted(run_id=run.id, hotkey=record.hotkey, state=record.state)
 

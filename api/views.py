@@ -1,14 +1,23 @@
-"""Turning stored records into public views (leaderboard, weights)."""
+"""Turning stored records into public views (leaderboard, weights, run history)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from redis import Redis
 
-from api.schemas import LeaderboardRow, SubmissionPublic
+from api.schemas import (
+    BaselinePublic,
+    LeaderboardRow,
+    RunDetail,
+    RunSummary,
+    RunWeightsSet,
+    SubmissionPublic,
+)
 from edgemaxx.contest import Contest
-from state import runs
+from state import history, runs
 from state.records import ContestRun, SubmissionRecord, SubmissionState
-from worker.results import placeholder_uids, run_weights
+from worker.results import placeholder_uids, weighting_of
 
 
 def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
@@ -16,10 +25,11 @@ def _repository(record: SubmissionRecord) -> tuple[str, str | None]:
     return (source.url or str(source.path)), source.revision
 
 
-def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[LeaderboardRow]:
-    records = runs.records(redis, run.id)
+def leaderboard(redis: Redis, run: ContestRun, contest: Contest,
+                records: list[SubmissionRecord] | None = None) -> list[LeaderboardRow]:
+    records = records if records is not None else runs.records(redis, run.id)
     uid_of = placeholder_uids(records)
-    weighting = run_weights(redis, run, contest, records)
+    weighting = weighting_of(redis, run, contest, records)
     flagged = {**{h: f"tied with {o} (within the contest's tie margin)" for h, o in weighting.ties.items()},
                **{h: f"duplicate of {o}" for h, o in weighting.duplicates.items()},
                **{h: evidence.summary() for h, evidence in weighting.copies.items()}}
@@ -34,12 +44,21 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest) -> list[Leaderb
             rank=rank if record.score is not None else None, hotkey=record.hotkey, uid=record.uid,
             repository=repo, revision=rev, state=record.state, score=record.score,
             similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
+            similarities=record.similarities,
             summary=record.metrics.summary() if record.metrics else None, reason=record.reason,
             weight=weighting.weights.get(uid_of[record.hotkey], 0.0)
             if record.state is SubmissionState.SCORED else None,
             flagged=flagged.get(record.hotkey, ""), copy_evidence=weighting.copies.get(record.hotkey),
+            gpu=record.gpu,
         ))
     return rows
+
+
+def baselines(redis: Redis, run: ContestRun) -> list[BaselinePublic]:
+    return [BaselinePublic(worker=w, gpu=r.gpu, metrics=r.metrics, summary=r.metrics.summary(),
+                           measurements=[m.result.metrics.median_generation_time_s
+                                         for m in runs.baseline_measurements(redis, run.id, w)])
+            for w, r in sorted(runs.baselines(redis, run.id).items())]
 
 
 def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPublic:
@@ -50,6 +69,39 @@ def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPubl
         score_terms=record.score_terms, similarities=record.similarities,
         similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
         metrics=record.metrics, summary=record.metrics.summary() if record.metrics else None,
-        worker=record.worker, log_tail=record.log_tail, attempts=record.attempts,
+        worker=record.worker, gpu=record.gpu, baseline_measurements=record.baseline_measurements,
+        baseline_drift=record.baseline_drift, log_tail=record.log_tail, attempts=record.attempts,
         updated_at=record.updated_at,
     )
+
+
+def _summary_fields(redis: Redis, run: ContestRun, records: list[SubmissionRecord]) -> dict:
+    sets = history.weights_sets(redis, run.id)
+    weights = dict(run.end.weights) if run.end else {}
+    hotkeys = run.end.hotkeys if run.end else {}
+    best = max(weights, key=lambda uid: weights[uid], default=None)
+    return {
+        "id": run.id, "contest": run.contest, "state": run.state, "seed": run.seed, "block": run.block,
+        "started_at": run.started_at, "deadline_at": run.deadline_at,
+        "finished_at": run.end.at if run.end else None, "end_reason": run.end.reason if run.end else "",
+        "submissions": len(records), "states": dict(Counter(r.state.value for r in records)),
+        "weights": weights, "winner": hotkeys.get(best) if best is not None else None,
+        "weights_set_count": len(sets),
+        "last_weights_set": RunWeightsSet(**sets[-1].model_dump()) if sets else None,
+    }
+
+
+def run_summary(redis: Redis, run: ContestRun) -> RunSummary:
+    return RunSummary(**_summary_fields(redis, run, runs.records(redis, run.id)))
+
+
+def run_detail(redis: Redis, run: ContestRun) -> RunDetail:
+    records = runs.records(redis, run.id)
+    try:
+        rules: Contest | None = run.rules()
+    except ValueError:  # a run from before definitions were kept, of a contest since removed
+        rules = None
+    board = leaderboard(redis, run, rules, records) if rules else []
+    return RunDetail(**_summary_fields(redis, run, records), rules=rules, inputs=len(run.inputs),
+                     baselines=baselines(redis, run), leaderboard=board,
+                     weights_sets=[RunWeightsSet(**s.model_dump()) for s in history.weights_sets(redis, run.id)])

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from zoneinfo import ZoneInfo
 
 from edgemaxx.contest import Contest
 
 
 def run_start(contest: Contest, now: dt.datetime) -> dt.datetime:
     """The latest daily start at or before `now`, in UTC."""
-    zone = ZoneInfo(contest.schedule.timezone)
-    hour, minute = (int(part) for part in contest.schedule.daily_at.split(":"))
-    local = now.astimezone(zone)
-    start = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if start > local:
-        start = (local - dt.timedelta(days=1)).replace(hour=hour, minute=minute, second=0, microsecond=0)
-        # Re-anchor in the zone: the day before may have another UTC offset (DST).
-        start = dt.datetime(start.year, start.month, start.day, hour, minute, tzinfo=zone)
-    return start.astimezone(dt.UTC)
+    return contest.schedule.latest_start(now)
+
+
+def next_run_start(contest: Contest, now: dt.datetime) -> dt.datetime:
+    """The next daily start after `now`: the current run must have ended by then."""
+    return contest.schedule.next_start(now)
 
 
 def first_block_at_or_after(timestamp_ms: Callable[[int], int], head: int, when_ms: int) -> int | None:

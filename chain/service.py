@@ -1,10 +1,13 @@
 """`edgemaxx chain`: read commitments, start contest runs on schedule, set weights; never die.
 
 One iteration (`step`) reads the chain at its head, makes sure each active contest has its
-current run (seeded by the first block at or after the scheduled start), queues new or changed
-submissions committed before that block, drops deregistered hotkeys, and every
-`weights_interval_blocks` sets weights from the last finished run. `run` repeats it every
-`chain_poll_blocks`, surviving chain errors with reconnects and exponential backoff.
+current run (seeded by the first block at or after the scheduled start, ending by the next start
+at the latest), queues new or changed submissions committed before that block, drops deregistered
+hotkeys, settles runs whose deadline passed, and every weights interval sets weights from each
+contest's last finished run, as persisted in Redis: a restarted service sets them again at its
+first iteration. The interval stays well within the subnet's activity cutoff. `run` repeats it
+every `chain_poll_blocks`, surviving chain errors with reconnects and exponential backoff, until
+its stop event is set (SIGTERM).
 """
 
 from __future__ import annotations
@@ -19,18 +22,22 @@ from typing import Any
 from redis import Redis
 
 from chain.reader import ChainSubmission, read_submissions
-from chain.schedule import first_block_at_or_after, run_start
+from chain.schedule import first_block_at_or_after, next_run_start, run_start
 from edgemaxx.blacklist import load_blacklist
 from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
-from state import runs
-from state.chain import save_chain_status
-from state.records import ChainStatus, ContestRun, WeightsAttempt
-from worker import queues
-from worker.results import is_finished, run_weights
+from state import history, runs
+from state.chain import load_chain_status, save_chain_status
+from state.records import ChainStatus, ContestRun, WeightsAttempt, WeightsSet
+from worker import lifecycle, queues
 
 log = logging.getLogger(__name__)
+
+BLOCK_SECONDS = 12.0
+# Weights are set at least this many times per activity cutoff: a refusal (rate limit, a node
+# down) or two still leaves the validator active.
+ATTEMPTS_PER_CUTOFF = 4
 
 
 class ChainService:
@@ -43,13 +50,17 @@ class ChainService:
         self.clock = clock
         self.sub: Any = None
         self.status = ChainStatus()
+        # Not persisted on purpose: a restarted service sets weights at its first iteration.
         self.last_weights_block: int | None = None
-        self.previous_runs: dict[str, ContestRun] = {}
 
     # ------------------------------------------------------------ one iteration
 
     def step(self) -> None:
         self._check_wallet()
+        if self.status.last_set is None:
+            # Restarted: when weights were last set stays known (the status is persisted).
+            previous = load_chain_status(self.redis)
+            self.status.last_set = previous.last_set if previous else None
         if self.sub is None:
             self.sub = self.connect()
         sub = self.sub
@@ -67,11 +78,13 @@ class ChainService:
             if run is None:
                 continue
             self.status.runs[contest.id] = run.id
-            entries = [s for s in report.submissions
-                       if s.contest == contest.id and run.block is not None and s.block < run.block]
-            self._queue(run, entries)
-            self._drop_deregistered(run, set(report.registered))
-        self._maybe_set_weights(head, contests)
+            if run.end is None:
+                entries = [s for s in report.submissions
+                           if s.contest == contest.id and run.block is not None and s.block < run.block]
+                self._queue(run, entries)
+                self._drop_deregistered(run, set(report.registered))
+            self._settle(contest)
+        self._maybe_set_weights(head, contests, report.registered)
         self.status.error = ""
         self.status.consecutive_errors = 0
         self._publish()
@@ -83,10 +96,15 @@ class ChainService:
         if start_block is None:
             return None
         seed = sub.block_info(start_block).hash
-        current = runs.current_run(self.redis, contest.id)
-        if current is not None and current.seed != seed:
-            self.previous_runs[contest.id] = current
-        return queues.start_run(self.redis, self.settings, contest, seed, block=start_block)
+        ends_by = next_run_start(contest, start).timestamp()
+        return queues.start_run(self.redis, self.settings, contest, seed, block=start_block,
+                                started_at=self.clock(), ends_by=ends_by)
+
+    def _settle(self, contest: Contest) -> None:
+        """End the contest's recent runs whose deadline passed (workers and the scheduled
+        `finish_run` job do it too; this is the path that needs no worker at all)."""
+        for run_id in history.run_ids(self.redis, contest.id, 0, 3)[0]:
+            lifecycle.settle(self.redis, run_id, now=self.clock())
 
     def _queue(self, run: ContestRun, entries: list[ChainSubmission]) -> None:
         for entry in entries:
@@ -117,42 +135,79 @@ class ChainService:
 
     # ------------------------------------------------------------ weights
 
-    def _finished_run(self, contest: Contest) -> ContestRun | None:
-        """The newest run whose submissions are all final, with a baseline measured."""
-        current = runs.current_run(self.redis, contest.id)
-        for run in (current, self.previous_runs.get(contest.id)):
-            if run is not None and is_finished(self.redis, run):
-                return run
-        return None
-
-    def _maybe_set_weights(self, head: int, contests: list[Contest]) -> None:
+    def _activity_cutoff(self) -> tuple[int, str]:
+        """Blocks without weights after which this validator counts as inactive: from the chain
+        (ActivityCutoffFactorMilli × Tempo / 1000 supersedes the absolute ActivityCutoff), else the
+        setting."""
         import bittensor as bt
 
-        interval = self.settings.weights_interval_blocks
+        storage, netuid = bt.storage.SubtensorModule, [self.settings.netuid]
+        factor = self.sub.query(storage.ActivityCutoffFactorMilli, netuid)
+        tempo = self.sub.query(storage.Tempo, netuid)
+        if factor and tempo:
+            return max(1, int(factor) * int(tempo) // 1000), "chain: ActivityCutoffFactorMilli x Tempo"
+        absolute = self.sub.query(storage.ActivityCutoff, netuid)
+        if absolute:
+            return int(absolute), "chain: ActivityCutoff"
+        return self.settings.activity_cutoff_blocks, "settings: EDGEMAXX_ACTIVITY_CUTOFF_BLOCKS"
+
+    def _interval(self) -> int:
+        cutoff, source = self._activity_cutoff()
+        self.status.activity_cutoff_blocks, self.status.activity_cutoff_source = cutoff, source
+        interval = max(1, min(self.settings.weights_interval_blocks, cutoff // ATTEMPTS_PER_CUTOFF))
+        self.status.weights_interval_blocks = interval
+        return interval
+
+    @staticmethod
+    def _current_uids(run: ContestRun, registered: dict[str, int]) -> dict[int, float]:
+        """The run's frozen weights on today's uids: a hotkey that deregistered earns nothing (its
+        uid may be someone else's now); a weight without a hotkey (the contest's no-winner uid) stays."""
+        assert run.end is not None
+        out: dict[int, float] = {}
+        for uid, weight in run.end.weights.items():
+            hotkey = run.end.hotkeys.get(uid)
+            now_uid = registered.get(hotkey) if hotkey is not None else (uid if uid >= 0 else None)
+            if now_uid is not None:
+                out[now_uid] = out.get(now_uid, 0.0) + weight
+        return out
+
+    def _attempt(self, head: int, ok: bool, message: str, run_ids: list[str], **extra: Any) -> WeightsAttempt:
+        attempt = WeightsAttempt(block=head, at=self.clock(), ok=ok, message=message,
+                                 run_id=",".join(run_ids) or None, **extra)
+        self.status.last_weights = attempt
+        return attempt
+
+    def _maybe_set_weights(self, head: int, contests: list[Contest], registered: dict[str, int]) -> None:
+        import bittensor as bt
+
+        interval = self.status.weights_interval_blocks
+        if interval is None or self.last_weights_block is None or head - self.last_weights_block >= interval:
+            interval = self._interval()  # the cutoff is read again before each attempt
         if self.last_weights_block is not None and head - self.last_weights_block < interval:
+            self._schedule_next(head, self.last_weights_block + interval)
             return
+        # Until weights are set, every iteration tries again.
+        self._schedule_next(head, head + self.settings.chain_poll_blocks)
         weights: dict[int, float] = {}
-        run_ids = []
+        sources: list[tuple[ContestRun, dict[int, float]]] = []
         for contest in contests:
-            run = self._finished_run(contest)
+            run = history.weights_source(self.redis, contest.id)
             if run is None:
                 continue
-            run_ids.append(run.id)
-            for uid, weight in run_weights(self.redis, run, contest).weights.items():
-                if uid >= 0:
-                    weights[uid] = weights.get(uid, 0.0) + weight / len(contests)
-        if not run_ids:
-            self.status.last_weights = WeightsAttempt(block=head, ok=False,
-                                                      message="no finished run with a baseline yet; no weights set")
+            share = self._current_uids(run, registered)
+            sources.append((run, share))
+            for uid, weight in share.items():
+                weights[uid] = weights.get(uid, 0.0) + weight / len(contests)
+        run_ids = [run.id for run, _ in sources]
+        if not sources:
+            self._attempt(head, False, "no finished run with a baseline and anyone to weight yet; no weights set",
+                          run_ids)
             return
         if not weights:
-            self.status.last_weights = WeightsAttempt(block=head, ok=False, run_id=",".join(run_ids),
-                                                      message="the finished run has nobody to weight")
-            self.last_weights_block = head
+            self._attempt(head, False, "nobody the finished run weights is registered any more", run_ids)
             return
         if self.status.wallet_error:
-            self.status.last_weights = WeightsAttempt(block=head, ok=False, run_id=",".join(run_ids),
-                                                      message=self.status.wallet_error, weights=weights)
+            self._attempt(head, False, self.status.wallet_error, run_ids, weights=weights)
             return
         version_key = self.settings.version_key
         if version_key is None:
@@ -163,15 +218,24 @@ class ChainService:
                                       self.wallet)
         except bt.ChainError as exc:
             # Rate limit, not registered, ...: say so and try again at the next iteration.
-            self.status.last_weights = WeightsAttempt(block=head, ok=False, run_id=",".join(run_ids),
-                                                      message=str(exc), version_key=version_key, weights=weights)
+            self._attempt(head, False, str(exc), run_ids, version_key=version_key, weights=weights)
             log.warning("setting weights failed: %s", exc)
             return
-        self.status.last_weights = WeightsAttempt(
-            block=head, ok=bool(result.success), run_id=",".join(run_ids), message=result.message or "",
-            version_key=version_key, weights=weights)
-        if result.success:
-            self.last_weights_block = head
+        attempt = self._attempt(head, bool(result.success), result.message or "", run_ids,
+                                version_key=version_key, weights=weights)
+        if not result.success:
+            log.warning("setting weights failed: %s", attempt.message)
+            return
+        self.status.last_set = attempt
+        self.last_weights_block = head
+        self._schedule_next(head, head + interval)
+        for run, share in sources:
+            history.record_weights_set(self.redis, run.id, WeightsSet(block=head, at=attempt.at, weights=share))
+        log.info("set weights at block %d from %s: %s", head, ", ".join(run_ids), weights)
+
+    def _schedule_next(self, head: int, block: int) -> None:
+        self.status.next_weights_block = block
+        self.status.next_weights_at = self.clock() + max(0, block - head) * BLOCK_SECONDS
 
     # ------------------------------------------------------------ the loop
 
@@ -179,9 +243,11 @@ class ChainService:
         self.status.updated_at = self.clock()
         save_chain_status(self.redis, self.status)
 
-    def run(self, stop: threading.Event | None = None, *, sleep: Callable[[float], None] = time.sleep,
-            max_iterations: int | None = None, block_seconds: float = 12.0) -> None:
+    def run(self, stop: threading.Event | None = None, *, sleep: Callable[[float], object] | None = None,
+            max_iterations: int | None = None, block_seconds: float = BLOCK_SECONDS) -> None:
+        """Iterate until `stop` is set; a stop interrupts the wait between iterations at once."""
         stop = stop or threading.Event()
+        sleep = sleep or stop.wait
         iterations = 0
         while not stop.is_set() and (max_iterations is None or iterations < max_iterations):
             iterations += 1

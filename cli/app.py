@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -221,14 +223,55 @@ def builder(
 def worker(
     gpu: Annotated[int | None, typer.Option(help="GPU index this worker owns (none: CPU)")] = None,
     name: Annotated[str | None, typer.Option(help="Worker name (default: HOST-gpuN)")] = None,
-    contest: Annotated[list[str] | None, typer.Option(help="Contest ids to serve (default: all)")] = None,
+    contest: Annotated[list[str] | None, typer.Option(help="Contest ids or TOML files to serve (default: all)")] = None,
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty")] = False,
 ) -> None:
     """A GPU worker: benchmarks the baseline, then prepared submissions, one at a time."""
     from worker.process import run_worker
 
     _logging(service=True)
-    run_worker(_settings(), "gpu", gpu=gpu, name=name, contests=contest, burst=burst)
+    try:
+        run_worker(_settings(), "gpu", gpu=gpu, name=name, contests=contest, burst=burst)
+    except ValueError as exc:  # an unknown contest, or an invalid contest file
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def housekeeping(
+    dry_run: Annotated[bool, typer.Option(help="Only report (disk, what the runs use)")] = False,
+) -> None:
+    """One housekeeping pass on this host: prune old runs, remove unused environments, clones and
+    run directories, evict models past the cache cap. Workers run it by themselves every hour."""
+    from redis import Redis
+
+    from edgemaxx.errors import InfrastructureError
+    from sandbox.select import docker_client
+    from worker.housekeeping import disk_usage, run_housekeeping
+
+    _logging(service=False)
+    settings = _settings()
+    if dry_run:
+        for disk in disk_usage(settings):
+            console.print(f"{disk.path}: {disk.free_bytes / 2**30:.1f} of {disk.total_bytes / 2**30:.1f} GiB free"
+                          + (" [red](low)[/]" if disk.low else ""))
+        return
+    if not settings.redis_url:
+        err.print("[red]error:[/] EDGEMAXX_REDIS_URL is not set")
+        raise typer.Exit(2)
+    try:
+        client = docker_client()
+    except InfrastructureError:
+        client = None
+    report = run_housekeeping(Redis.from_url(settings.redis_url), settings, client)
+    if report is None:
+        err.print("another housekeeping pass is running on this host")
+        raise typer.Exit(1)
+    console.print(f"pruned {len(report.pruned_runs)} run(s), removed {len(report.removed_environments)} "
+                  f"environment(s) and {report.removed_run_dirs} run dir(s), evicted "
+                  f"{len(report.evicted_models)} model(s); model cache {report.models_bytes / 2**30:.1f} GiB")
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command()
@@ -258,6 +301,9 @@ def demo(
     except InfrastructureError as exc:
         err.print(f"[red]demo failed:[/] {exc}")
         raise typer.Exit(2) from exc
+    except KeyboardInterrupt as exc:  # SIGINT or SIGTERM before the leaderboard: all stopped
+        err.print("demo stopped; every process it started has exited")
+        raise typer.Exit(130) from exc
 
 
 def _chain_overrides(netuid: int | None, network: str | None, endpoint: str | None, wallet_name: str | None,
@@ -302,7 +348,10 @@ def chain_service(netuid: NetuidOpt = None, network: NetworkOpt = None, endpoint
         raise typer.Exit(2)
     service = ChainService(settings, Redis.from_url(settings.redis_url), lambda: _subtensor(settings),
                            _wallet(settings))
-    service.run()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # the wait between iterations ends at once
+        signal.signal(sig, lambda *_: stop.set())
+    service.run(stop)
 
 
 @app.command()

@@ -145,7 +145,9 @@ def leaderboard_table(contest: ContestPublic) -> Table:
         summary = row.summary or {}
         similarity = ("—" if row.similarity_mean is None
                       else f"{row.similarity_mean:.3f} / {row.similarity_min:.3f}")
-        state = "[green]scored[/]" if row.state == "scored" else f"[red]{row.state}[/]"
+        # invalid is the miner's fault (red); error is the validator's (yellow)
+        colour = {"scored": "green", "error": "yellow"}.get(row.state.value, "red")
+        state = f"[{colour}]{row.state.value}[/]"
         rows.append((row.score if row.score is not None else -1.0, [
             str(row.rank or "—"), row.hotkey, state,
             "—" if row.score is None else f"{row.score:.3f}",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
@@ -79,12 +81,44 @@ class Timeouts(BaseModel):
     load_s: float = Field(default=240.0, gt=0)
     request_factor: float = Field(default=2.0, gt=1)  # × the baseline's mean generation time
     request_default_s: float = Field(default=120.0, gt=0)  # before a baseline exists
-    run_s: float = Field(default=1800.0, gt=0)
+    run_s: float = Field(default=1800.0, gt=0)  # one submission's whole sandbox run
+    # A contest run ends by this many hours after it started (the next run's start at the
+    # latest): whatever is unfinished then ends as `error`, and the run is recorded as ended.
+    run_deadline_h: float = Field(default=20.0, gt=0, le=24 * 7)
 
 
 class Schedule(BaseModel):
-    daily_at: str = "12:00"
+    daily_at: str = Field(default="12:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     timezone: str = "America/Los_Angeles"
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Schedule:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {self.timezone!r}") from exc
+        return self
+
+    def _at(self, day: dt.date) -> dt.datetime:
+        hour, minute = (int(part) for part in self.daily_at.split(":"))
+        # Anchored in the zone for that very day: the offset differs across DST changes.
+        return dt.datetime(day.year, day.month, day.day, hour, minute, tzinfo=ZoneInfo(self.timezone))
+
+    def latest_start(self, now: dt.datetime) -> dt.datetime:
+        """The latest daily start at or before `now`, in UTC."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        start = self._at(local.date())
+        if start > local:
+            start = self._at(local.date() - dt.timedelta(days=1))
+        return start.astimezone(dt.UTC)
+
+    def next_start(self, now: dt.datetime) -> dt.datetime:
+        """The first daily start strictly after `now`, in UTC."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        start = self._at(local.date())
+        if start <= local:
+            start = self._at(local.date() + dt.timedelta(days=1))
+        return start.astimezone(dt.UTC)
 
 
 class CopyPolicy(StrEnum):

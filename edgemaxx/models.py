@@ -137,6 +137,7 @@ class Metrics(BaseModel):
     """Everything measured for one run. GPU figures are None where there is no GPU, never 0."""
 
     load_time_s: float | None = None
+    warmup_times_s: list[float] = Field(default_factory=list)  # the unmeasured warm-up requests
     generation_times_s: list[float] = Field(default_factory=list)
     peak_vram_bytes: int | None = None
     vram_method: str | None = None  # "per-process" or "device-delta"
@@ -212,6 +213,7 @@ class RunResult(BaseModel):
     reason: str = ""
     tier: SandboxTier | None = None  # None only for a run that never started a sandbox
     memory_guard: MemoryGuard | None = None
+    gpu: str | None = None  # the card that measured it, as NVML names it; None: no GPU (CPU)
     metrics: Metrics = Field(default_factory=Metrics)
     requests: list[RequestOutcome] = Field(default_factory=list)
     log_tail: str = ""

@@ -113,6 +113,10 @@ class Settings(BaseSettings):
     # The baseline is measured this many times per run and the median run kept: its own
     # run-to-run spread is the noise floor of every score (3.8 % for SN39-style baselines on a GPU).
     baseline_runs: int = Field(default=1, ge=1, le=9)
+    # After every this many submissions a worker measures the baseline again (0: only at the start),
+    # and at the run's end every submission is scored against the median of all of that worker's
+    # measurements: the baseline's own run-to-run spread cancels out of the ratios (docs/benchmarks.md).
+    baseline_every: int = Field(default=6, ge=0)
     max_output_bytes: int = 16 * 1024 * 1024
     log_tail_bytes: int = 16 * 1024
     sample_interval_s: float = 0.05
@@ -135,6 +139,19 @@ class Settings(BaseSettings):
     job_timeout_s: int = 7200
     prepare_retries: int = 2  # infrastructure failures only
     benchmark_retries: int = 2
+    # Seconds a worker takes to stop on SIGTERM: kill the job in flight and its sandbox, requeue it.
+    shutdown_timeout_s: float = 30.0
+    # A GPU worker refuses a contest whose `gpu` is another card than its own, unless this is on
+    # (its results then still say which card measured them).
+    allow_gpu_mismatch: bool = False
+
+    # Housekeeping: history, disk and Redis stay bounded.
+    history_days: float = Field(default=14.0, gt=0)  # ended runs are kept this long (Redis and API)
+    models_cache_max_gb: float = Field(default=400.0, ge=0)  # least recently used models go first
+    disk_min_free_gb: float = Field(default=50.0, ge=0)  # below: /v1/status reports the disk as low
+    housekeeping_interval_s: int = Field(default=3600, ge=60)
+    # Nothing younger than this is removed (a build or download may be under way).
+    housekeeping_grace_s: float = Field(default=3600.0, ge=0)
 
     # The chain (Bittensor conventions: --netuid, --subtensor.network, --wallet.name, ...).
     netuid: int = 39
@@ -145,6 +162,9 @@ class Settings(BaseSettings):
     wallet_path: str = "~/.bittensor/wallets"
     chain_poll_blocks: int = 10  # read commitments every N blocks
     weights_interval_blocks: int = 360  # set weights every N blocks (a tempo)
+    # Used when the chain does not say (ActivityCutoffFactorMilli × Tempo, or ActivityCutoff):
+    # a validator that sets no weights for this many blocks counts as inactive.
+    activity_cutoff_blocks: int = Field(default=5000, gt=0)
     version_key: int | None = None  # None: read WeightsVersionKey from chain
     active_contests: list[str] = Field(default_factory=lambda: ["flux-4090"])
     blacklist_file: Path | None = None

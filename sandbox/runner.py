@@ -102,9 +102,10 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             # 2. Warm-up requests, not measured: first-call allocations and autotuning stay out.
             for i in range(limits.warmup_requests):
                 progress("warm-up", i + 1, limits.warmup_requests)
-                _request(client, requests[i % len(requests)],
-                         _bounded(max(limits.request_timeout_s * 3, 10.0), run),
-                         f"warm-up request {i + 1}")
+                _, warmup_s = _request(client, requests[i % len(requests)],
+                                       _bounded(max(limits.request_timeout_s * 3, 10.0), run),
+                                       f"warm-up request {i + 1}")
+                result.metrics.warmup_times_s.append(warmup_s)
 
             # 3. Measured requests, on the validator's clock.
             energy_start = sampler.energy_mj()

@@ -24,8 +24,11 @@ _clients: dict[int, DockerClient] = {}
 
 def connect_docker(timeout_s: float = 60.0) -> DockerClient:
     """A new client for the local engine, or InfrastructureError saying it is unreachable."""
-    import docker
-    import docker.errors
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:  # a process-sandbox-only host may not have the SDK at all
+        raise InfrastructureError(f"the docker Python package is not installed ({exc})") from exc
 
     try:
         client = docker.from_env(timeout=int(timeout_s))

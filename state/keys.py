@@ -31,6 +31,27 @@ def run(run_id: str) -> str:
     return f"{PREFIX}:run:{run_id}"
 
 
+def run_end(run_id: str) -> str:
+    """String: the RunEnd JSON, written once (SET NX) when the run ends."""
+    return f"{PREFIX}:run:{run_id}:end"
+
+
+def run_keys(run_id: str) -> str:
+    """SCAN pattern: every per-run key but the run itself (pruning deletes them all)."""
+    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in run_id)
+    return f"{PREFIX}:run:{escaped}:*"
+
+
+def baseline_failures(run_id: str) -> str:
+    """List: why each attempt at measuring the run's baseline failed (the run fails past a limit)."""
+    return f"{PREFIX}:run:{run_id}:baseline-failures"
+
+
+def weights_sets(run_id: str) -> str:
+    """List: WeightsSet JSON, each time weights were set on chain from this run (newest last, capped)."""
+    return f"{PREFIX}:run:{run_id}:weights-sets"
+
+
 def submissions(run_id: str) -> str:
     """Hash: hotkey → SubmissionRecord JSON (state as it changes)."""
     return f"{PREFIX}:run:{run_id}:submissions"
@@ -51,6 +72,11 @@ def outputs(run_id: str, name: str) -> str:
     return f"{PREFIX}:run:{run_id}:outputs:{name}"
 
 
+def baseline_pool(run_id: str, worker: str) -> str:
+    """List: every BaselineMeasurement JSON `worker` made for this run, oldest first."""
+    return f"{PREFIX}:run:{run_id}:baseline-pool:{worker}"
+
+
 def baselines(run_id: str) -> str:
     """Hash: worker name → the baseline RunResult JSON that worker measured for this run."""
     return f"{PREFIX}:run:{run_id}:baselines"
@@ -64,6 +90,24 @@ def order(run_id: str) -> str:
 def hotkey_runs(hotkey: str) -> str:
     """Sorted set: run ids this hotkey appears in, scored by time."""
     return f"{PREFIX}:hotkey:{hotkey}:runs"
+
+
+HOTKEY_RUNS_PATTERN = f"{PREFIX}:hotkey:*:runs"  # SCAN pattern of every hotkey_runs key
+
+
+def contest_runs(contest_id: str) -> str:
+    """Sorted set: the contest's run ids, scored by start time (the history, pruned by age)."""
+    return f"{PREFIX}:contest:{contest_id}:runs"
+
+
+RUNS = f"{PREFIX}:runs"  # sorted set: every contest's run ids, scored by start time
+ENVIRONMENTS = f"{PREFIX}:environments"  # sorted set: image tag or venv path → last used (time)
+HOUSEKEEPING = f"{PREFIX}:housekeeping"  # hash: host → its last HousekeepingReport JSON
+
+
+def housekeeping_lock(host: str) -> str:
+    """String with a TTL: one housekeeping pass at a time per host."""
+    return f"{PREFIX}:housekeeping-lock:{host}"
 
 
 WORKERS = f"{PREFIX}:workers"  # hash: worker name → WorkerStatus JSON (written by whoever runs the job)

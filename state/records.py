@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
+from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import (
     CheckReport,
     ContainerRuntime,
     Metrics,
     PreparedSubmission,
+    RunResult,
     SandboxTier,
     SubmissionSource,
     TextToImageRequest,
@@ -24,11 +27,34 @@ class SubmissionState(StrEnum):
     PREPARED = "prepared"
     BENCHMARKING = "benchmarking"
     SCORED = "scored"
-    INVALID = "invalid"
+    INVALID = "invalid"  # the miner's fault, with a reason
+    ERROR = "error"  # ours (retries exhausted, the run's deadline, a failed run): never the miner's
 
     @property
     def final(self) -> bool:
-        return self in (SubmissionState.SCORED, SubmissionState.INVALID)
+        return self in (SubmissionState.SCORED, SubmissionState.INVALID, SubmissionState.ERROR)
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"  # every submission final, or the deadline passed; weights come from it
+    FAILED = "failed"  # the baseline could not be measured: never used for weights
+
+
+class RunEnd(BaseModel):
+    """How a run ended, written once. The weights are frozen here: they never change afterwards,
+    and the run's output images are no longer needed."""
+
+    state: RunState
+    at: float
+    reason: str
+    weights: dict[int, float] = Field(default_factory=dict)  # uid → weight (empty when failed)
+    hotkeys: dict[int, str] = Field(default_factory=dict)  # uid → the hotkey that earned it
+    duplicates: dict[str, str] = Field(default_factory=dict)  # hotkey → earlier hotkey
+    ties: dict[str, str] = Field(default_factory=dict)  # hotkey → "baseline" or the earlier hotkey
+    # hotkey → scoring.copies.CopyEvidence as JSON (state sits beside scoring, not above it;
+    # worker.results reads them back)
+    copies: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class ContestRun(BaseModel):
@@ -37,10 +63,22 @@ class ContestRun(BaseModel):
     seed: str
     inputs: list[TextToImageRequest]
     started_at: float = Field(default_factory=time.time)
+    deadline_at: float | None = None
     block: int | None = None  # the block the seed was taken from, on chain
+    # The contest's rules as they were when the run started (a contest file may be edited later).
+    definition: Contest | None = None
     baseline_source: SubmissionSource
     baseline_prepared: PreparedSubmission | None = None
     baseline_error: str = ""
+    # Kept under its own key (written once) and merged in on load; never saved with the run.
+    end: RunEnd | None = Field(default=None, exclude=True)
+
+    @property
+    def state(self) -> RunState:
+        return self.end.state if self.end else RunState.RUNNING
+
+    def rules(self) -> Contest:
+        return self.definition.model_copy(deep=True) if self.definition else load_contest(self.contest)
 
 
 class SubmissionRecord(BaseModel):
@@ -58,9 +96,24 @@ class SubmissionRecord(BaseModel):
     score: float | None = None
     score_terms: dict[str, float] = Field(default_factory=dict)
     worker: str | None = None
+    gpu: str | None = None  # the card it was measured on (NVML name); None: measured without a GPU
+    # Scored against the median of this many baseline measurements of its worker (the pooled
+    # reference, final at the run's end), and what the baseline did around it.
+    baseline_measurements: int | None = None
+    baseline_drift: str = ""
+    measured_after: int | None = None  # submissions its worker had benchmarked in the run before it
     log_tail: str = ""
     attempts: int = 0
     updated_at: float = Field(default_factory=time.time)
+
+
+class BaselineMeasurement(BaseModel):
+    """One measurement of a run's baseline on one worker (outputs are kept once, with the reference)."""
+
+    result: RunResult
+    after_submissions: int  # how many submissions this worker had benchmarked in the run before it
+    at: float = Field(default_factory=time.time)
+    seconds: float  # GPU time it took, sandbox start to stop
 
 
 class Progress(BaseModel):
@@ -77,6 +130,8 @@ class WorkerStatus(BaseModel):
     gpu: int | None = None
     gpu_name: str | None = None
     tier: SandboxTier | None = None  # how its sandboxes hold submissions (GPU workers)
+    contests: list[str] = Field(default_factory=list)  # the contests it benchmarks
+    refused: dict[str, str] = Field(default_factory=dict)  # contest → why this worker does not serve it
     busy: bool = False
     progress: Progress = Field(default_factory=lambda: Progress(phase="idle"))
     heartbeat: float = Field(default_factory=time.time)
@@ -123,6 +178,14 @@ class WeightsAttempt(BaseModel):
     weights: dict[int, float] = Field(default_factory=dict)
 
 
+class WeightsSet(BaseModel):
+    """Weights set on chain from one run (its contest's share of the vector)."""
+
+    block: int
+    at: float
+    weights: dict[int, float]  # uid → weight, as the run earned them (before contests are combined)
+
+
 class ChainStatus(BaseModel):
     """What the chain service last saw and did; the API shows it under /v1/status."""
 
@@ -132,7 +195,35 @@ class ChainStatus(BaseModel):
     submissions: int = 0
     rejected: dict[str, str] = Field(default_factory=dict)
     dropped: dict[str, str] = Field(default_factory=dict)
-    last_weights: WeightsAttempt | None = None
+    last_weights: WeightsAttempt | None = None  # the last attempt, whatever came of it
+    last_set: WeightsAttempt | None = None  # the last attempt that set weights
+    weights_interval_blocks: int | None = None  # the interval in use (within the activity cutoff)
+    activity_cutoff_blocks: int | None = None
+    activity_cutoff_source: str = ""  # where the cutoff came from: the chain, or the settings
+    next_weights_block: int | None = None  # the next attempt is due at this block
+    next_weights_at: float | None = None  # ... which is expected around this time
     error: str = ""
     consecutive_errors: int = 0
     wallet_error: str = ""  # why no weights can be set (no hotkey file, ...), while it lasts
+
+
+class DiskUsage(BaseModel):
+    path: str
+    free_bytes: int
+    total_bytes: int
+    low: bool  # under the operator's floor (disk_min_free_gb)
+
+
+class HousekeepingReport(BaseModel):
+    """One host's last housekeeping pass (or disk check): what it found and removed."""
+
+    host: str
+    at: float = Field(default_factory=time.time)
+    disk: list[DiskUsage] = Field(default_factory=list)
+    models_bytes: int = 0
+    models_cap_bytes: int = 0
+    evicted_models: list[str] = Field(default_factory=list)
+    removed_environments: list[str] = Field(default_factory=list)
+    removed_run_dirs: int = 0
+    pruned_runs: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)

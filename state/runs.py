@@ -1,6 +1,7 @@
 """Contest runs, submission records, results, outputs, baselines and benchmark order in Redis.
 
-Results are written once (HSETNX); a record's live state and its landed result are merged on read.
+Results are written once (HSETNX), and so is a run's end (SET NX); a record's live state and its
+landed result are merged on read, and so are a run and its end.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from redis import Redis
 
 from edgemaxx.models import RunResult
 from state import keys
-from state.records import ContestRun, SubmissionRecord
+from state.records import BaselineMeasurement, ContestRun, RunEnd, SubmissionRecord
 
 
 def as_text(value: object) -> str:
@@ -24,8 +25,22 @@ def save_run(redis: Redis, run: ContestRun) -> None:
 
 
 def load_run(redis: Redis, run_id: str) -> ContestRun | None:
-    raw = redis.get(keys.run(run_id))
-    return ContestRun.model_validate_json(raw) if raw else None
+    raw, end = redis.mget([keys.run(run_id), keys.run_end(run_id)])
+    if not raw:
+        return None
+    run = ContestRun.model_validate_json(raw)
+    run.end = RunEnd.model_validate_json(end) if end else None
+    return run
+
+
+def end_run(redis: Redis, run_id: str, end: RunEnd) -> bool:
+    """Record how the run ended, once; False when it had already ended (the first end stands)."""
+    return bool(redis.set(keys.run_end(run_id), end.model_dump_json(), nx=True))
+
+
+def note_baseline_failure(redis: Redis, run_id: str, reason: str) -> int:
+    """Count one failed attempt at measuring the run's baseline; returns how many so far."""
+    return int(redis.rpush(keys.baseline_failures(run_id), reason))
 
 
 def current_run(redis: Redis, contest_id: str) -> ContestRun | None:
@@ -100,6 +115,8 @@ def drop_submission(redis: Redis, run_id: str, hotkey: str) -> None:
     with redis.pipeline() as pipe:
         pipe.hdel(keys.submissions(run_id), hotkey)
         pipe.hdel(keys.results(run_id), hotkey)
+        pipe.zrem(keys.hotkey_runs(hotkey), run_id)
+        pipe.delete(keys.outputs(run_id, hotkey))
         pipe.execute()
 
 
@@ -123,15 +140,42 @@ def save_outputs(redis: Redis, run_id: str, name: str, outputs: list[bytes | Non
         pipe.execute()
 
 
+def delete_outputs(redis: Redis, run_id: str, names: list[str]) -> None:
+    """Drop output images (an ended run's weights are frozen; its images are no longer needed)."""
+    if names:
+        redis.delete(*(keys.outputs(run_id, name) for name in names))
+
+
 def load_outputs(redis: Redis, run_id: str, name: str, count: int) -> list[bytes | None]:
     raw = redis.hgetall(keys.outputs(run_id, name))
     stored = {as_text(k): v if isinstance(v, bytes) else v.encode() for k, v in raw.items()}
     return [stored.get(str(i)) for i in range(count)]
 
 
-def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult) -> None:
-    save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
+def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult, *, outputs: bool = True) -> None:
+    """`worker`'s reference for the run (its pooled baseline); the outputs are stored once, with the first."""
+    if outputs:
+        save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
     redis.hset(keys.baselines(run_id), worker, result.model_dump_json())
+
+
+def add_baseline_measurement(redis: Redis, run_id: str, worker: str, measurement: BaselineMeasurement) -> int:
+    """Append to `worker`'s pool of baseline measurements; returns how many it holds."""
+    return int(redis.rpush(keys.baseline_pool(run_id, worker), measurement.model_dump_json()))
+
+
+def baseline_measurements(redis: Redis, run_id: str, worker: str) -> list[BaselineMeasurement]:
+    return [BaselineMeasurement.model_validate_json(raw)
+            for raw in redis.lrange(keys.baseline_pool(run_id, worker), 0, -1)]
+
+
+def update_result(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
+    """Rewrite a landed result: only the run's end does this (final scores against the pooled baseline)."""
+    record.updated_at = time.time()
+    with redis.pipeline() as pipe:
+        pipe.hset(keys.results(run_id), record.hotkey, record.model_dump_json())
+        pipe.hset(keys.submissions(run_id), record.hotkey, record.model_dump_json())
+        pipe.execute()
 
 
 def load_baseline(redis: Redis, run_id: str, worker: str, count: int) -> RunResult | None:

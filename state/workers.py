@@ -45,3 +45,8 @@ def add_busy(redis: Redis, name: str, seconds: float) -> None:
 def reset_busy(redis: Redis, name: str) -> None:
     """Busy time counts from a worker's start."""
     redis.hdel(keys.WORKER_BUSY, name)
+
+
+def mark_stopped(redis: Redis, name: str) -> None:
+    """A worker that stopped on purpose is shown dead at once, not when its heartbeat expires."""
+    redis.delete(keys.worker_alive(name))

@@ -35,8 +35,9 @@ def board(tmp_path_factory, base_image):
            "EDGEMAXX_ALLOW_LOCAL_SOURCES": "1", "EDGEMAXX_DATA_DIR": str(TEST_DATA),
            "EDGEMAXX_SANDBOX_BACKEND": "process", "EDGEMAXX_SANDBOX_MEMORY_MB": "2048",
            "EDGEMAXX_API_PORT": str(port), "PYTHONUNBUFFERED": "1",
-           # The median of three baseline runs: one slow run must not make every entrant look fast.
-           "EDGEMAXX_BASELINE_RUNS": "3"}
+           # The median of three baseline runs: one slow run must not make every entrant look fast;
+           # then one more after every two submissions (the pooled reference, worker/reference.py).
+           "EDGEMAXX_BASELINE_RUNS": "3", "EDGEMAXX_BASELINE_EVERY": "2"}
     suffix = uuid.uuid4().hex[:6]
     parts = [Service(["api"], env, tmp / "api.log").start(),
              Service(["builder", "--name", f"gaming-builder-{suffix}"], env, tmp / "builder.log").start(),
@@ -58,9 +59,17 @@ def board(tmp_path_factory, base_image):
             return rows if done else None
 
         rows = wait_for(finished, 1800, "every entrant to be final", parts)
-        logs = {hotkey: httpx.get(f"{base}/v1/submissions/{hotkey}", timeout=10).json()["log_tail"]
-                for hotkey, _ in ENTRANTS}
-        yield {"rows": rows, "logs": logs}
+        run_id = httpx.get(f"{base}/v1/contests/{CONTEST}", timeout=10).json()["run_id"]
+
+        def ended() -> dict | None:
+            run = httpx.get(f"{base}/v1/runs/{run_id}", timeout=10).json()
+            return run if run["finished_at"] is not None else None
+
+        run = wait_for(ended, 120, "the run to end", parts)
+        records = {hotkey: httpx.get(f"{base}/v1/submissions/{hotkey}", timeout=10).json() for hotkey, _ in ENTRANTS}
+        rows = {row["hotkey"]: row for row in run["leaderboard"]}
+        yield {"rows": rows, "logs": {h: r["log_tail"] for h, r in records.items()}, "records": records,
+               "baselines": run["baselines"], "rules": run["rules"]}
     finally:
         for part in parts:
             part.stop()
@@ -106,3 +115,25 @@ def test_a_table_of_the_old_public_corpus_never_hits(board):
     log = board["logs"]["hk-cache"]
     assert "cached the embeddings of 1600 prompts" in log
     assert "embedding cache: 0 hits" in log and " 1 hits" not in log, log[-2000:]
+
+
+def test_every_score_is_final_against_the_pooled_baseline(board):
+    """The worker measured the baseline 3 times, then once more after every 2 submissions; at the
+    run's end each scored submission was scored again against the median of all of them."""
+    from edgemaxx.contest import Contest
+    from edgemaxx.models import Metrics
+    from scoring.score import score
+
+    (baseline,) = board["baselines"]
+    assert len(baseline["measurements"]) >= 4, baseline["measurements"]
+    reference = Metrics.model_validate(baseline["metrics"])
+    measured = sorted(baseline["measurements"])
+    assert reference.median_generation_time_s == measured[(len(measured) - 1) // 2]
+    contest = Contest.model_validate(board["rules"])
+    for hotkey, record in board["records"].items():
+        if record["state"] != "scored":
+            continue
+        assert record["baseline_measurements"] == len(baseline["measurements"]), hotkey
+        expected = score(reference, Metrics.model_validate(record["metrics"]), record["similarity_mean"],
+                         record["similarity_min"], contest)
+        assert expected.score == record["score"] and expected.terms == record["score_terms"], hotkey

@@ -79,3 +79,22 @@ def test_invalid_contest_is_refused():
         Contest.model_validate(data)
     with pytest.raises(ValueError, match="unknown contest 'nope'"):
         load_contest("nope")
+
+
+def test_daily_starts_across_daylight_saving():
+    """flux-4090 starts at 12:00 in Los Angeles: 19:00 UTC in summer (PDT, UTC-7), 20:00 UTC in
+    winter (PST, UTC-8); a run ends by the next start at the latest."""
+    import datetime as dt
+
+    schedule = load_contest("flux-4090").schedule
+    before_change = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)  # 01:00 PDT, the day PST begins
+    assert schedule.latest_start(before_change) == dt.datetime(2026, 10, 31, 19, 0, tzinfo=dt.UTC)
+    assert schedule.next_start(before_change) == dt.datetime(2026, 11, 1, 20, 0, tzinfo=dt.UTC)
+    at_start = dt.datetime(2026, 11, 1, 20, 0, tzinfo=dt.UTC)
+    assert schedule.latest_start(at_start) == at_start
+    assert schedule.next_start(at_start) == dt.datetime(2026, 11, 2, 20, 0, tzinfo=dt.UTC)
+    assert load_contest("flux-4090").timeouts.run_deadline_h == 22
+    with pytest.raises(ValidationError, match="unknown timezone"):
+        Contest.model_validate({**load_contest("demo-cpu").model_dump(), "schedule": {"timezone": "Mars/Olympus"}})
+    with pytest.raises(ValidationError, match="daily_at"):
+        Contest.model_validate({**load_contest("demo-cpu").model_dump(), "schedule": {"daily_at": "25:00"}})

@@ -19,8 +19,9 @@ LAYER = {"cli": 4, "api": 3, "chain": 3, "worker": 2, "sandbox": 1, "images": 1,
 # Same-layer imports that are part of the plan: images reads the launcher shipped in sandbox/;
 # chain reads repository keys the way scoring compares them.
 ALLOWED_SIDEWAYS = {("images", "sandbox"), ("chain", "scoring")}
-# What api/ and chain/ may use of worker: enqueueing (queues) and a run's weights (results).
-WORKER_PUBLIC = {"worker.queues", "worker.results"}
+# What api/ and chain/ may use of worker: enqueueing (queues), a run's weights (results) and
+# settling runs whose deadline passed (lifecycle: the chain service does it every iteration).
+WORKER_PUBLIC = {"worker.queues", "worker.results", "worker.lifecycle"}
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -71,8 +71,10 @@ def benchmark(settings: Settings, prepared: PreparedSubmission, requests: list[T
               limits: Limits, progress: ProgressFn = no_progress) -> RunResult:
     """One run of `prepared` in its sandbox on this process's GPU (if any)."""
     box = make_sandbox(settings, prepared, limits)
-    result = run_submission(box, prepared.name, requests, limits, open_gpu(settings.gpu),
+    gpu = open_gpu(settings.gpu)
+    result = run_submission(box, prepared.name, requests, limits, gpu,
                             sample_interval_s=settings.sample_interval_s, progress=progress)
+    result.gpu = gpu.name if gpu else None  # every result says which card measured it
     result.metrics.code_bytes = prepared.code_bytes
     result.metrics.models_bytes = prepared.models_bytes
     return result

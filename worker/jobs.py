@@ -1,8 +1,10 @@
 """RQ jobs: plain functions taking IDs. Preparation on the CPU queue, benchmarks on a GPU queue.
 
 A submission's own failures end as `invalid` with a reason and are never retried; anything
-else (Docker, Redis, the hub) raises and RQ retries it. Results land once (HSETNX). Each job
-logs its outcome once: what, which run, the outcome, the reason, how long.
+else (Docker, Redis, the hub) raises and RQ retries it, and once its retries are exhausted the
+submission ends as `error` (worker.lifecycle). Results land once (HSETNX). Jobs of a run that
+has ended do nothing. After each job the run is settled (it may have just ended). Each job logs
+its outcome once: what, which run, the outcome, the reason, how long.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from edgemaxx.contest import load_contest
+from rq import Retry
+
 from edgemaxx.errors import InfrastructureError, SubmissionError
-from edgemaxx.models import Backend, RunResult, RunStatus, SourceKind, SubmissionSource
+from edgemaxx.models import Backend, PreparedSubmission, RunResult, RunStatus, SourceKind, SubmissionSource
 from images.prepare import prepare
 from sandbox.runner import ProgressFn
 from sandbox.select import choose_backend, docker_client
-from state import checks, metrics, runs
-from state.records import CheckState, SubmissionState
-from worker import context, queues
-from worker.evaluate import Outcome, evaluate, measure_baseline
+from state import checks, housekeeping, metrics, runs
+from state.records import BaselineMeasurement, CheckState, SubmissionState
+from worker import context, lifecycle, queues, reference
+from worker.evaluate import Outcome, benchmark, evaluate, limits_for
+from worker.housekeeping import touch_models
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -51,11 +55,20 @@ def _request_progress(run_id: str, hotkey: str) -> ProgressFn:
     return report
 
 
+def _note_used(prepared: PreparedSubmission) -> None:
+    """Housekeeping keeps what the current and previous runs use, and evicts models by last use."""
+    ctx = context.current()
+    housekeeping.note_environments(ctx.redis, [prepared.environment])
+    touch_models(ctx.settings.models_cache, prepared.models)
+
+
 def prepare_baseline(run_id: str) -> str:
     ctx = context.current()
     run = runs.load_run(ctx.redis, run_id)
     if run is None:
         return "run gone"
+    if run.end is not None:
+        return "run ended"
     if run.baseline_prepared is not None:
         return "already prepared"
     started = time.monotonic()
@@ -64,14 +77,17 @@ def prepare_baseline(run_id: str) -> str:
         run.baseline_prepared = prepare(ctx.settings, run.baseline_source, backend, name="baseline",
                                         docker_client=_client(backend), progress=_phase(run_id, "baseline"))
     except SubmissionError as exc:
+        # The baseline's own fault: deterministic, so no retry can help. The run fails.
         run.baseline_error = f"the baseline is broken: {exc.reason}"
         runs.save_run(ctx.redis, run)
+        lifecycle.fail_run(ctx.redis, run_id, run.baseline_error)
         log.error("prepare baseline run=%s outcome=error reason=%r in %.1fs", run_id, run.baseline_error,
                   time.monotonic() - started)
-        raise InfrastructureError(run.baseline_error) from exc
+        return "baseline broken"
     finally:
         ctx.progress("idle")
     runs.save_run(ctx.redis, run)
+    _note_used(run.baseline_prepared)
     log.info("prepare baseline run=%s outcome=prepared in %.1fs", run_id, time.monotonic() - started)
     return "prepared"
 
@@ -83,6 +99,8 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
     record = runs.load_record(redis, run_id, hotkey)
     if run is None or record is None:
         return "gone"
+    if run.end is not None:
+        return "run ended"
     if record.state.final or runs.has_result(redis, run_id, hotkey):
         return "already final"
     started = time.monotonic()
@@ -100,9 +118,11 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
         runs.land_result(redis, run_id, record)
         log.info("prepare %s run=%s outcome=invalid reason=%r in %.1fs", hotkey, run_id, exc.reason,
                  time.monotonic() - started)
+        lifecycle.settle(redis, run_id)
         return "invalid"
     finally:
         ctx.progress("idle")
+    _note_used(record.prepared)
     record.state = SubmissionState.PREPARED
     runs.save_record(redis, run_id, record)
     queues.enqueue_benchmark(redis, ctx.settings, run.contest, run_id, hotkey)
@@ -110,36 +130,72 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
     return "prepared"
 
 
-def _ensure_baseline(run_id: str) -> RunResult:
-    """This worker's baseline for the run: measured on this GPU before any submission."""
+# A benchmark that finds the baseline not prepared yet (several builders, one slower) waits for it
+# instead of burning its retries; the run's deadline bounds the wait.
+_WAIT_FOR_BASELINE = Retry(max=10_000, interval=15)
+
+
+def _benchmarked_here(run_id: str) -> int:
+    """How many submissions this worker has benchmarked in the run so far."""
+    ctx = context.current()
+    return sum(1 for r in runs.records(ctx.redis, run_id) if r.worker == ctx.status.name and r.metrics is not None)
+
+
+def _ensure_baseline(run_id: str) -> RunResult | None:
+    """This worker's baseline for the run: measured on this GPU before any submission, and again
+    after every `baseline_every` submissions; the reference is the median of its measurements
+    (worker.reference). None while the baseline is still being prepared."""
     ctx = context.current()
     redis = ctx.redis
+    me = ctx.status.name
     run = runs.load_run(redis, run_id)
     if run is None:
         raise InfrastructureError(f"run {run_id} disappeared")
-    existing = runs.load_baseline(redis, run_id, ctx.status.name, len(run.inputs))
-    if existing is not None:
-        return existing
+    pool = runs.baseline_measurements(redis, run_id, me)
+    first = not pool
+    benchmarked = _benchmarked_here(run_id)
+    if not reference.due(pool, benchmarked, ctx.settings.baseline_every):
+        existing = runs.load_baseline(redis, run_id, me, len(run.inputs))
+        if existing is not None:
+            return existing
     if run.baseline_prepared is None:
-        raise InfrastructureError(run.baseline_error or "the baseline is not prepared yet")
-    started = time.monotonic()
+        if run.baseline_error:
+            raise InfrastructureError(run.baseline_error)
+        return None
     ctx.progress("loading", run_id=run_id, hotkey="baseline", total=len(run.inputs))
-    result = measure_baseline(ctx.settings, load_contest(run.contest), run.baseline_prepared, run.inputs,
-                              _request_progress(run_id, "baseline"))
-    if result.status is not RunStatus.OK:
-        run.baseline_error = f"the baseline failed on {ctx.status.name}: {result.reason}"
-        runs.save_run(redis, run)
-        log.error("baseline run=%s worker=%s outcome=error reason=%r in %.1fs", run_id, ctx.status.name,
-                  result.reason, time.monotonic() - started)
-        raise InfrastructureError(run.baseline_error)
-    runs.save_baseline(redis, run_id, ctx.status.name, result)
-    runs.push_order(redis, run_id, f"baseline@{ctx.status.name}")
-    log.info("baseline run=%s worker=%s outcome=measured median=%.3fs in %.1fs", run_id, ctx.status.name,
-             result.metrics.median_generation_time_s or 0.0, time.monotonic() - started)
-    return result
+    _note_used(run.baseline_prepared)
+    contest = run.rules()
+    limits = limits_for(ctx.settings, contest, None)
+    for _ in range(ctx.settings.baseline_runs if not pool else 1):
+        started = time.monotonic()
+        result = benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,
+                           _request_progress(run_id, "baseline"))
+        seconds = time.monotonic() - started
+        if result.status is not RunStatus.OK:
+            run.baseline_error = f"the baseline failed on {me}: {result.reason}"
+            runs.save_run(redis, run)
+            log.error("baseline run=%s worker=%s outcome=error reason=%r in %.1fs", run_id, me, result.reason, seconds)
+            # As many tries as a submission gets: past them the baseline cannot be measured, the run fails.
+            if runs.note_baseline_failure(redis, run_id, run.baseline_error) > ctx.settings.benchmark_retries:
+                lifecycle.fail_run(redis, run_id, f"the baseline could not be measured: {result.reason}")
+            raise InfrastructureError(run.baseline_error)
+        measurement = BaselineMeasurement(result=result, after_submissions=benchmarked, seconds=seconds)
+        moved = reference.drift(pool[-1], measurement) if pool else None
+        pool.append(measurement)
+        runs.add_baseline_measurement(redis, run_id, me, measurement)
+        runs.push_order(redis, run_id, f"baseline@{me}")
+        log.info("baseline run=%s worker=%s outcome=measured median=%.3fs measurement=%d%s in %.1fs", run_id, me,
+                 result.metrics.median_generation_time_s or 0.0, len(pool),
+                 f" drift={moved:+.2%}" if moved is not None else "", seconds)
+    pooled = reference.pooled(pool)
+    if not first:  # the reference images are the first measurement's, stored once (the baseline is deterministic)
+        stored = runs.load_baseline(redis, run_id, me, len(run.inputs))
+        pooled = pooled.model_copy(update={"outputs": stored.outputs if stored else pooled.outputs})
+    runs.save_baseline(redis, run_id, me, pooled, outputs=first)
+    return pooled
 
 
-def benchmark_submission(run_id: str, hotkey: str) -> str:
+def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
     ctx = context.current()
     redis = ctx.redis
     if runs.has_result(redis, run_id, hotkey):
@@ -148,20 +204,30 @@ def benchmark_submission(run_id: str, hotkey: str) -> str:
     record = runs.load_record(redis, run_id, hotkey)
     if run is None or record is None or record.prepared is None:
         return "gone"
-    contest = load_contest(run.contest)
+    if run.end is not None:
+        return "run ended"
+    contest = run.rules()
     started = time.monotonic()
     try:
         # 1. Baseline first, on this worker's GPU, once per run.
         baseline = _ensure_baseline(run_id)
+        if baseline is None:
+            log.info("benchmark %s run=%s waits for the baseline to be prepared", hotkey, run_id)
+            return _WAIT_FOR_BASELINE
         runs.push_order(redis, run_id, hotkey)
+        record.measured_after = _benchmarked_here(run_id)
         record.state = SubmissionState.BENCHMARKING
         record.worker = ctx.status.name
+        record.gpu = ctx.status.gpu_name
         runs.save_record(redis, run_id, record)
+        _note_used(record.prepared)
 
         # 2. The submission against it: run, compare, score.
         verdict = evaluate(ctx.settings, contest, baseline, record.prepared, run.inputs,
                            _request_progress(run_id, hotkey))
+        record.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
         record.metrics = verdict.result.metrics
+        record.gpu = verdict.result.gpu
         record.log_tail = verdict.result.log_tail
         if verdict.similarity is not None:
             record.similarities = verdict.similarity.values
@@ -183,9 +249,27 @@ def benchmark_submission(run_id: str, hotkey: str) -> str:
             log.info("benchmark %s run=%s worker=%s outcome=%s score=%s reason=%r in %.1fs", hotkey, run_id,
                      ctx.status.name, record.state.value,
                      f"{record.score:.4f}" if record.score is not None else "-", record.reason, elapsed)
+        else:
+            # The run ended while this ran (its deadline): the error stands, the images go.
+            runs.delete_outputs(redis, run_id, [hotkey])
+        lifecycle.settle(redis, run_id)
         return record.state.value
     finally:
         ctx.progress("idle")
+
+
+def finish_run(run_id: str) -> str:
+    """Enqueued by the RQ scheduler at the run's deadline: end it if it has not ended yet."""
+    ctx = context.current()
+    end = lifecycle.settle(ctx.redis, run_id)
+    if end is not None:
+        return end.state.value
+    run = runs.load_run(ctx.redis, run_id)
+    if run is None or run.deadline_at is None:
+        return "gone"
+    # This host's clock is behind the one that set the deadline: come back when it has passed here.
+    queues.schedule_finish(ctx.redis, ctx.settings, run_id, max(run.deadline_at, time.time() + 1))
+    return "early"
 
 
 def run_check(check_id: str) -> str:

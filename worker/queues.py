@@ -6,45 +6,74 @@ need: Docker, the image builders, torch).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import math
 import random
 import time
+from typing import Any
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 
 from edgemaxx.contest import Contest
 from edgemaxx.inputs import inputs
 from edgemaxx.models import SubmissionSource
 from edgemaxx.settings import Settings
 from images.source import parse_source
-from state import checks, keys, runs
+from state import checks, history, keys, runs
 from state.records import CheckRecord, ContestRun, SubmissionRecord, SubmissionState
 
 _JOBS = "worker.jobs"
+# Called by RQ when a job fails: on its last attempt the submission (or the run) ends as `error`.
+_ON_FAILURE = Callback("worker.lifecycle.job_failed", timeout=1800)  # ending a run compares outputs
+
+
+def _job_options(settings: Settings, retries: int) -> dict[str, Any]:
+    """Queue options shared by a run's jobs: retries, the failure callback, and failed jobs kept
+    only as long as the run's history (RQ keeps them a year by default)."""
+    return {"retry": Retry(max=retries, interval=5), "on_failure": _ON_FAILURE,
+            "job_timeout": settings.job_timeout_s, "failure_ttl": int(settings.history_days * 86400)}
 
 
 def run_id_for(contest: Contest, seed: str) -> str:
     return f"{contest.id}-{hashlib.sha256(seed.encode()).hexdigest()[:10]}"
 
 
-def start_run(redis: Redis, settings: Settings, contest: Contest, seed: str,
-              block: int | None = None) -> ContestRun:
-    """Create (or return) the run for this seed, make it current, and prepare its baseline."""
+def start_run(redis: Redis, settings: Settings, contest: Contest, seed: str, block: int | None = None, *,
+              started_at: float | None = None, ends_by: float | None = None) -> ContestRun:
+    """Create (or return) the run for this seed, make it current, prepare its baseline, and
+    schedule its end: `run_deadline_h` after it started, or `ends_by` (the next run's start)."""
     run_id = run_id_for(contest, seed)
     existing = runs.load_run(redis, run_id)
     if existing is not None:
         runs.set_current(redis, contest.id, run_id)
         return existing
-    run = ContestRun(id=run_id, contest=contest.id, seed=seed, inputs=inputs(contest, seed),
-                     block=block, baseline_source=parse_source(contest.baseline.spec()))
+    started_at = time.time() if started_at is None else started_at
+    deadline = started_at + contest.timeouts.run_deadline_h * 3600
+    if ends_by is not None:
+        deadline = min(deadline, ends_by)
+    run = ContestRun(id=run_id, contest=contest.id, seed=seed, inputs=inputs(contest, seed), block=block,
+                     started_at=started_at, deadline_at=deadline, definition=contest,
+                     baseline_source=parse_source(contest.baseline.spec()))
     runs.save_run(redis, run)
+    history.index_run(redis, run)
     runs.set_current(redis, contest.id, run_id)
-    Queue(keys.QUEUE_PREPARE, connection=redis).enqueue(
-        f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}",
-        retry=Retry(max=settings.prepare_retries, interval=5), job_timeout=settings.job_timeout_s,
-        at_front=True, description="prepare baseline")
+    queue = Queue(keys.QUEUE_PREPARE, connection=redis)
+    queue.enqueue(f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}", at_front=True,
+                  description="prepare baseline", **_job_options(settings, settings.prepare_retries))
+    schedule_finish(redis, settings, run_id, deadline)
     return run
+
+
+def schedule_finish(redis: Redis, settings: Settings, run_id: str, at: float) -> None:
+    """A `finish_run` job the RQ scheduler (every worker runs one) enqueues once `at` has passed:
+    RQ keeps whole seconds, so a second is added. `settle` also runs after every job and in the
+    chain service, so a busy builder only delays it."""
+    when = dt.datetime.fromtimestamp(math.ceil(at) + 1, dt.UTC)
+    Queue(keys.QUEUE_PREPARE, connection=redis).enqueue_at(
+        when, f"{_JOBS}.finish_run", run_id, job_id=f"finish-{run_id}-{time.time_ns()}", at_front=True,
+        job_timeout=3600, description="finish run", failure_ttl=int(settings.history_days * 86400))
 
 
 def submit(redis: Redis, settings: Settings, run: ContestRun, hotkey: str,
@@ -62,8 +91,7 @@ def submit(redis: Redis, settings: Settings, run: ContestRun, hotkey: str,
     Queue(keys.QUEUE_PREPARE, connection=redis).enqueue(
         f"{_JOBS}.prepare_submission", run.id, hotkey,
         job_id=f"prepare-{run.id}-{hotkey}-{int(time.time() * 1000)}",
-        retry=Retry(max=settings.prepare_retries, interval=5), job_timeout=settings.job_timeout_s,
-        description=f"prepare {hotkey}")
+        description=f"prepare {hotkey}", **_job_options(settings, settings.prepare_retries))
     return record
 
 
@@ -81,8 +109,8 @@ def enqueue_benchmark(redis: Redis, settings: Settings, contest_id: str, run_id:
     # A coin flip for the front or the back: benchmark order is not preparation order, so no
     # miner can count on running first or last (thermal state, a warm page cache).
     queue.enqueue(f"{_JOBS}.benchmark_submission", run_id, hotkey, job_id=f"bench-{run_id}-{hotkey}",
-                  retry=Retry(max=settings.benchmark_retries, interval=5), job_timeout=settings.job_timeout_s,
-                  at_front=random.random() < 0.5, description=f"benchmark {hotkey}")
+                  at_front=random.random() < 0.5, description=f"benchmark {hotkey}",
+                  **_job_options(settings, settings.benchmark_retries))
 
 
 def enqueue_check(redis: Redis, settings: Settings, record: CheckRecord) -> None:

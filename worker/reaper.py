@@ -59,23 +59,30 @@ def reap_run_dirs(settings: Settings, owner: str) -> int:
     return removed
 
 
-def reap_leftovers(settings: Settings, owner: str) -> None:
+def reap_sandboxes(settings: Settings, owner: str) -> int:
+    """Every sandbox (container or process tree) and run directory of `owner`: after a job whose
+    work horse was killed (a stop, a shutdown, RQ's timeout) nothing else would remove them.
+    Only call it when none of `owner`'s jobs is running."""
     from sandbox.docker_backend import reap
     from sandbox.select import docker_client
 
-    horses = reap_predecessors(owner)
-    if horses:
-        log.warning("killed %d process(es) left by a previous %s", horses, owner)
     try:
         client = docker_client()
     except InfrastructureError:
         client = None
-    if client is not None:
-        removed = reap(client, owner)
-        if removed:
-            log.warning("removed %d leftover sandbox container(s) of %s", removed, owner)
+    removed = reap(client, owner) if client is not None else 0
+    if removed:
+        log.warning("removed %d leftover sandbox container(s) of %s", removed, owner)
     killed = reap_processes(settings, owner)
     if killed:
         log.warning("killed %d leftover sandbox process(es) of %s", killed, owner)
-    reap_run_dirs(settings, owner)
+    dirs = reap_run_dirs(settings, owner)
     reap_cgroups(settings, owner)
+    return removed + killed + dirs
+
+
+def reap_leftovers(settings: Settings, owner: str) -> None:
+    horses = reap_predecessors(owner)
+    if horses:
+        log.warning("killed %d process(es) left by a previous %s", horses, owner)
+    reap_sandboxes(settings, owner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis import Redis
 
 from edgemaxx.contest import Contest
-from scoring.copies import Reference
+from scoring.copies import CopyEvidence, Reference
 from scoring.weights import Entry, Weighting, weights
 from state import runs
 from state.records import ContestRun, SubmissionRecord, SubmissionState
@@ -18,6 +18,7 @@ def placeholder_uids(records: list[SubmissionRecord]) -> dict[str, int]:
 
 def run_weights(redis: Redis, run: ContestRun, contest: Contest,
                 records: list[SubmissionRecord] | None = None) -> Weighting:
+    """Computed from the records and their output images (copies are found by comparing them)."""
     records = records if records is not None else runs.records(redis, run.id)
     uid_of = placeholder_uids(records)
     count = len(run.inputs)
@@ -42,7 +43,10 @@ def run_weights(redis: Redis, run: ContestRun, contest: Contest,
     return weights(entries, contest, reference)
 
 
-def is_finished(redis: Redis, run: ContestRun) -> bool:
-    """Every submission has a final state and at least one baseline was measured."""
-    records = runs.records(redis, run.id)
-    return bool(runs.baselines(redis, run.id)) and all(r.state.final for r in records)
+def weighting_of(redis: Redis, run: ContestRun, contest: Contest,
+                 records: list[SubmissionRecord] | None = None) -> Weighting:
+    """The run's weights: frozen at its end (its images are gone by then), live while it runs."""
+    if run.end is not None:
+        return Weighting(weights=dict(run.end.weights), duplicates=dict(run.end.duplicates), ties=dict(run.end.ties),
+                         copies={h: CopyEvidence.model_validate(e) for h, e in run.end.copies.items()})
+    return run_weights(redis, run, contest, records)

@@ -18,7 +18,7 @@ from edgemaxx.contest import load_contest
 from edgemaxx.inputs import inputs
 from edgemaxx.models import Metrics, RunResult, RunStatus
 from edgemaxx.settings import Settings
-from state import keys
+from state import history, keys
 from state import runs as store
 from state.records import SubmissionState
 from tests.chain.fake_chain import BLOCK_MS, GENESIS_MS, FakeChain
@@ -248,6 +248,94 @@ def test_revision_must_be_pushed(tmp_path):
         assert cli.returncode == 1 and "not the tip of any branch or tag" in cli.stderr
     finally:
         server.close()
+
+
+def test_a_restarted_service_sets_weights_from_the_persisted_run(world):
+    """The finished run lives in Redis, not in the service: a new service sets weights at once."""
+    chain, redis = world["chain"], world["redis"]
+    run = _finish_run(world, {"m1": (1, 1.5), "m2": (2, 1.25)})
+    chain.head += 1
+    world["service"].step()
+    assert len([c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]) == 1
+
+    restarted = ChainService(world["settings"], redis, lambda: bt.Subtensor(substrate=chain), world["service"].wallet,
+                             clock=lambda: chain.timestamp_ms(chain.head) / 1000)
+    chain.head += 1  # well inside the interval the first service counted
+    restarted.step()
+    sets = [c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]
+    assert len(sets) == 2 and sets[1].params == sets[0].params
+    assert restarted.status.last_set.run_id == run.id
+    assert restarted.status.next_weights_block == chain.head + world["settings"].weights_interval_blocks
+    assert [s.block for s in history.weights_sets(redis, run.id)] == [chain.head - 1, chain.head]
+
+
+def test_weights_follow_hotkeys_not_uids(world):
+    """A hotkey that deregistered earns nothing from the run it finished: its uid is someone else's."""
+    chain = world["chain"]
+    _finish_run(world, {"m1": (1, 1.5), "m2": (2, 1.25)})
+    chain.head += 1
+    world["service"].step()
+    chain.deregister("m1")  # m1's uid now holds another hotkey
+    chain.head += world["settings"].weights_interval_blocks
+    world["service"].step()
+    sets = [dict(zip(c.params["dests"], c.params["weights"], strict=True))
+            for c, _ in chain.submitted if c.function == "set_mechanism_weights"]
+    uid_m1 = next(i for i, n in enumerate(chain.neurons) if n["hotkey"] == "replaced-m1")
+    assert uid_m1 in sets[0] and uid_m1 not in sets[1] and len(sets[1]) == 1
+
+
+@pytest.mark.parametrize(("storage", "cutoff", "source", "interval"), [
+    ({"ActivityCutoffFactorMilli": 2000, "Tempo": 360}, 720, "chain: ActivityCutoffFactorMilli x Tempo", 180),
+    ({"ActivityCutoff": 400}, 400, "chain: ActivityCutoff", 100),
+    ({}, 5000, "settings: EDGEMAXX_ACTIVITY_CUTOFF_BLOCKS", 360),
+])
+def test_the_weights_interval_stays_within_the_activity_cutoff(world, storage, cutoff, source, interval):
+    chain = world["chain"]
+    for name, value in storage.items():
+        chain.storage[("SubtensorModule", name, (NETUID,))] = value
+    service = world["service"]
+    service.settings = world["settings"].model_copy(update={"weights_interval_blocks": 360})
+    _finish_run(world, {"m1": (1, 1.5)})
+    chain.head += 1
+    service.step()
+    status = service.status
+    assert (status.activity_cutoff_blocks, status.activity_cutoff_source) == (cutoff, source)
+    assert status.weights_interval_blocks == interval and status.last_set is not None
+    assert status.next_weights_block == chain.head + interval
+    chain.head += interval - 1
+    service.step()
+    assert len([c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]) == 1
+    chain.head += 1
+    service.step()
+    assert len([c for c, _ in chain.submitted if c.function == "set_mechanism_weights"]) == 2
+
+
+def test_a_run_past_its_deadline_is_ended_by_the_service(world):
+    """No worker needed: the chain service settles the run, unfinished submissions end as error."""
+    from edgemaxx.models import SourceKind, SubmissionSource
+    from state.records import RunState, SubmissionRecord
+
+    chain, redis, service = world["chain"], world["redis"], world["service"]
+    service.step()
+    run = store.current_run(redis, "flux-4090")
+    assert run.deadline_at == pytest.approx(run.started_at + 22 * 3600)
+    record = SubmissionRecord(hotkey="slow", uid=5, block=1, state=SubmissionState.BENCHMARKING,
+                              source=SubmissionSource(kind=SourceKind.GIT, url="https://github.com/s/f",
+                                                      revision="abcdef0"))
+    store.save_record(redis, run.id, record)
+    chain.register("slow", "cold-slow")
+    baseline = RunResult(name="baseline", backend="process", status=RunStatus.OK,
+                         metrics=Metrics(generation_times_s=[1.0]))
+    baseline.outputs = [None] * len(run.inputs)
+    store.save_baseline(redis, run.id, "gpu0", baseline)
+    service.step()
+    assert store.load_run(redis, run.id).end is None
+    chain.head += 22 * 300 + 1  # 22 h of 12 s blocks later, still the same day's run
+    service.step()
+    ended = store.load_run(redis, run.id)
+    assert ended.end.state is RunState.FINISHED and "deadline" in ended.end.reason
+    slow = store.load_record(redis, run.id, "slow")
+    assert slow.state is SubmissionState.ERROR and "not finished by the run's deadline" in slow.reason
 
 
 def test_without_a_wallet_the_service_runs_and_says_why(world, tmp_path, caplog):

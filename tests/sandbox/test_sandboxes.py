@@ -12,6 +12,7 @@ import pytest
 
 from edgemaxx.constants import LABEL_OWNER
 from edgemaxx.models import Backend, ContainerRuntime, MemoryGuard, RunStatus, SandboxTier
+from sandbox.select import run_prefix
 from tests.conftest import HOLDERS, held, runtime_of
 from worker.evaluate import benchmark, limits_for
 
@@ -34,7 +35,8 @@ def _limits(settings, **overrides):
 
 def _leftovers(settings, docker_client):
     containers = docker_client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={settings.owner}"})
-    runs = list(settings.runs_dir.iterdir()) if settings.runs_dir.exists() else []
+    # Only this session's run dirs: the data dir is shared with other runs and services.
+    runs = sorted(settings.runs_dir.glob(run_prefix(settings.owner) + "*"))
     return containers, runs
 
 
