@@ -126,6 +126,8 @@ def test_ensure_ready_waits_publishes_and_logs_once(settings, redis_server, monk
         seen.append(load_preflight(redis, "w-pre"))
         if len(seen) == 3:  # the operator mounts the socket
             monkeypatch.setattr(preflight, "DOCKER_SOCKET", Path("/var/run/docker.sock"))
+        if len(seen) > 10:  # the engine itself is down: say so, do not spin
+            raise AssertionError(f"still not ready after the socket was mounted: {seen[-1]}")
 
     with caplog.at_level(logging.INFO, logger="worker.preflight"):
         report = preflight.ensure_ready(docker, redis, "builder", "w-pre", None, None, sleep=sleep)
