@@ -6,7 +6,9 @@ GPU telemetry are kept; the ratio's spread is then computed several ways:
 - naive: each S against the B just before it;
 - bracketed: each S against the mean of the B before and after it (GPU drift cancels to first order);
 - reference-normalised: each run's times divided by the reference workload's time next to it;
-- clock-normalised: time × mean SM clock (GPU cycles), per request.
+- clock-normalised: time × mean SM clock (GPU cycles), per request;
+- pooled: each S against the median of every B of the session (what the service scores against:
+  `worker/reference.py`), so the baseline's own spread leaves the ratio.
 
 Run by hand on a GPU machine, from the repository root:
 
@@ -88,7 +90,9 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
 
     baselines, variants = runs[0::2], runs[1::2]
     methods: dict[str, list[float]] = {"naive": [], "bracketed": [], "reference_normalised": [],
-                                       "clock_normalised": [], "bracketed_clock_normalised": [], "energy": []}
+                                       "clock_normalised": [], "bracketed_clock_normalised": [], "energy": [],
+                                       "pooled": []}
+    pool = statistics.median(median_time(r) for r in baselines)
     for i, variant in enumerate(variants):
         before, after = baselines[i], baselines[i + 1]
         methods["naive"].append(median_time(before) / median_time(variant))
@@ -98,6 +102,7 @@ def analyse(data: dict[str, Any]) -> dict[str, Any]:
         methods["bracketed_clock_normalised"].append(
             (median_cycles(before) + median_cycles(after)) / 2 / median_cycles(variant))
         methods["energy"].append(before["energy_per_image_j"] / variant["energy_per_image_j"])
+        methods["pooled"].append(pool / median_time(variant))
     return {
         "ratio_cv": {name: _cv(values) for name, values in methods.items()},
         "ratios": methods,

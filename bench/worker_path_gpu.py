@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu_harness import FIXTURES, HOST_ENV, host_paths, make_environment
+from edgemaxx.models import BackendChoice
 
 GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-reseeded", "flux-full-reseeded")]
 CPU_ENTRANTS = [("hk-faster", "flux-faster"), ("hk-crash", "crash-at-load"), ("hk-garbage", "garbage-output")]
@@ -121,7 +122,7 @@ def main() -> None:
     lite = LiteRedis(str(work / "redis.rdb"))
     url = f"unix://{lite.socket_file!s}"
     env = {**os.environ, "EDGEMAXX_REDIS_URL": url, "EDGEMAXX_DATA_DIR": str(work / "data"),
-           "EDGEMAXX_ALLOW_LOCAL_SOURCES": "1", "EDGEMAXX_SANDBOX_BACKEND": "process",
+           "EDGEMAXX_ALLOW_LOCAL_SOURCES": "1", "EDGEMAXX_SANDBOX_BACKEND": BackendChoice.PROCESS.value,
            "EDGEMAXX_PROCESS_PYTHON": sys.executable, "EDGEMAXX_SANDBOX_MEMORY_MB": "200000",
            "EDGEMAXX_SANDBOX_TMPFS_MB": "8192", "EDGEMAXX_BASELINE_EVERY": str(args.every),
            "EDGEMAXX_SANDBOX_EXTRA_ENV": json.dumps(HOST_ENV),
