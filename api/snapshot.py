@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -166,4 +167,5 @@ async def serve(request: Request, key: str, build: Callable[[], BaseModel | byte
     return respond(request, await snapshot.get(key, build, versioned=versioned, max_age_s=max_age_s))
 
 
-NOT_MODIFIED = {304: {"description": "not modified: the If-None-Match ETag is current"}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "not modified: the If-None-Match ETag is current"}}

@@ -20,7 +20,6 @@ from edgemaxx.models import RunResult
 from state import keys
 from state.records import BaselineMeasurement, ContestRun, RunEnd, SubmissionRecord
 
-
 # Scored submissions whose output images outlive their run's end, best first (with the baselines
 # they were measured against). 12 JPEGs of 1024² at ~150-250 KB are 2-3 MB a submission: a
 # flux-4090 run keeps ~15-20 MB, 14 days of history ~200-300 MB (README, "Memory").
