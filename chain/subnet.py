@@ -15,7 +15,8 @@ from state.records import SubnetWeights, ValidatorWeights
 
 def _stake(neuron: Any) -> float:
     total = getattr(neuron, "total_stake", None)
-    return float(total.tao) if total is not None else 0.0
+    # On a subnet the stake is its alpha (`.tao` refuses it): `amount` is in the balance's own unit.
+    return float(total.amount) if total is not None else 0.0
 
 
 def read_subnet_weights(sub: Any, netuid: int, block: int) -> SubnetWeights:
