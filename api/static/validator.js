@@ -115,5 +115,5 @@
   EM.nav("/validator");
   EM.poll(async () => {
     try { await refresh(); } catch (e) { EM.showError($("#error"), e); }
-  }, 2000);
+  }, 1000);
 })();

@@ -345,8 +345,8 @@ def test_the_subnet_weights_every_validator_set_are_kept_for_the_dashboard(world
     from state.chain import load_subnet_weights, weights_history
 
     chain, service, redis = world["chain"], world["service"], world["redis"]
-    big = chain.register("hk-big-validator", "cold-big", stake_tao=3000, permit=True)
-    small = chain.register("hk-small-validator", "cold-small", stake_tao=1000, permit=True)
+    chain.register("hk-big-validator", "cold-big", stake_tao=3000, permit=True)
+    chain.register("hk-small-validator", "cold-small", stake_tao=1000, permit=True)
     chain.register("hk-idle-validator", "cold-idle", stake_tao=10, permit=True)
     m1 = len(chain.neurons)  # _finish_run registers the miners in this order
     m2 = m1 + 1
@@ -371,7 +371,8 @@ def test_the_subnet_weights_every_validator_set_are_kept_for_the_dashboard(world
 
     view = subnet_view(found)
     shown = {v.hotkey: v for v in view.validators}
-    assert shown["hk-big-validator"].blocks_since_update == chain.head - set_at and shown["hk-big-validator"].top[0].uid == m1
+    assert shown["hk-big-validator"].blocks_since_update == chain.head - set_at
+    assert shown["hk-big-validator"].top[0].uid == m1
     assert shown["hk-idle-validator"].agreement is None
     assert shown[found.own_hotkey or ""].this_validator
     # Stake 3000 says m1, 1000 says m2 (own stake is 0): consensus 0.75 / 0.25, and they part on both.
