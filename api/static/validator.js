@@ -31,11 +31,11 @@
   }
 
   function renderWorkers(status) {
-    const rows = status.workers.map((w) => `<tr>
+    const rows = status.workers.map((w) => `<tr data-worker="${esc(w.name)}">
       <td class="mono">${esc(w.name)}</td>
       <td>${esc(w.gpu_name || (w.kind === "gpu" ? "GPU " + (w.gpu ?? "") : w.kind))}</td>
       <td>${badge(workerState(w))}${w.sandbox_problem ? `<div class="reason">${esc(w.sandbox_problem)}</div>` : ""}</td>
-      <td>${doing(w)}</td>
+      <td class="doing">${doing(w)}</td>
       <td class="wide">${progressBar(w)}</td>
       <td class="num">${isNum(w.elapsed_s) ? duration(w.elapsed_s) : "—"}</td>
       <td class="num">${isNum(w.eta_s) ? duration(w.eta_s) : "—"}</td>

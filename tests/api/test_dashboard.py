@@ -23,6 +23,8 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/setup installs it); 
 TOKEN = "test-operator-token"
 CONTEST = "demo-cpu"
 PHONE = {"width": 390, "height": 844}
+# Set to a folder (docs/screenshots) to keep a screenshot of every page at both widths: the README's.
+SCREENSHOTS = os.environ.get("EDGEMAXX_SCREENSHOTS")
 DESKTOP = {"width": 1366, "height": 900}
 
 
@@ -46,8 +48,8 @@ def _chain_weights(redis: Redis, own_hotkey: str) -> dict[str, int]:
     import bittensor as bt
 
     from chain.subnet import read_subnet_weights
-    from state.chain import record_own_weights, save_subnet_weights
-    from state.records import WeightsAttempt
+    from state.chain import record_own_weights, save_chain_status, save_subnet_weights
+    from state.records import ChainStatus, WeightsAttempt
     from tests.chain.fake_chain import FakeChain
 
     chain = FakeChain(39)
@@ -59,8 +61,10 @@ def _chain_weights(redis: Redis, own_hotkey: str) -> dict[str, int]:
     found = read_subnet_weights(bt.Subtensor(substrate=chain), 39, chain.head)
     found.own_hotkey = own_hotkey
     save_subnet_weights(redis, found)
-    record_own_weights(redis, WeightsAttempt(block=chain.head - 3, ok=True, message="", run_id="earlier-run",
-                                             weights={uids["hk-faster"]: 1.0}))
+    own = WeightsAttempt(block=chain.head - 3, ok=True, message="", run_id="earlier-run",
+                         weights={uids["hk-faster"]: 0.5, uids["hk-garbage"]: 0.5})
+    record_own_weights(redis, own)
+    save_chain_status(redis, ChainStatus(block=chain.head, last_weights=own, last_set=own))
     return uids
 
 
@@ -143,6 +147,7 @@ def _pages(d: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_every_page_renders_without_a_console_error(dashboard, browser, viewport):
+    width = "phone" if viewport is PHONE else "desktop"
     for name, (url, ready) in _pages(dashboard).items():
         page = Page(browser, viewport)
         try:
@@ -152,6 +157,8 @@ def test_every_page_renders_without_a_console_error(dashboard, browser, viewport
             # Usable on a phone: the page itself never scrolls sideways (wide tables scroll in their box).
             overflow = shown.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{name} is {overflow}px wider than a {viewport['width']}px screen"
+            if SCREENSHOTS:
+                shown.screenshot(path=f"{SCREENSHOTS}/{name.replace(' ', '-')}-{width}.png", full_page=True)
         finally:
             page.close()
         assert page.errors == [], f"{name}: {page.errors}"
@@ -238,20 +245,27 @@ def test_validator_page_progress_bar_moves_during_a_benchmark(dashboard, browser
         shown = page.open(f"{dashboard['base']}/validator", "#workers td.mono")
         assert "hk-faster" not in shown.locator("#workers").inner_text(), "an idle worker shows no job"
         weights = shown.locator("#weights").inner_text()
-        assert "earlier-run" in weights
+        assert "earlier-run" in weights and f"{dashboard['uids']['hk-faster']}: 0.5000" in weights
+        assert "earlier-run" in shown.locator("#weights-history").inner_text()
         _submit(dashboard["base"], "hk-third", "flux-marginal", 13)
         seen: set[tuple[str, str]] = set()
         deadline = time.monotonic() + 600
+        row = f"#workers tr[data-worker='{dashboard['worker_name']}']"
         while time.monotonic() < deadline and not _final(dashboard["base"], "hk-third"):
-            bar = shown.locator("#workers progress")
-            if bar.count():
-                seen.add((shown.locator("#workers tbody tr td").nth(3).inner_text(), bar.first.get_attribute("value")))
+            # One read of the row (the page re-renders it every second).
+            doing, value = shown.evaluate(f"""() => {{
+                const row = document.querySelector("{row}");
+                const bar = row && row.querySelector("progress");
+                return [row ? row.querySelector("td.doing").innerText : "", bar ? bar.getAttribute("value") : null];
+            }}""")
+            if value is not None:
+                seen.add((doing, value))
             time.sleep(0.1)
         assert _final(dashboard["base"], "hk-third"), "hk-third was never benchmarked"
         assert len(seen) >= 2, f"the progress bar never moved: {seen}"
         assert any("hk-third" in doing for doing, _ in seen), seen
         # Done: the worker goes back to idle on the page.
-        shown.wait_for_function("document.querySelector('#workers').innerText.includes('idle')", timeout=15_000)
+        shown.locator(f"{row} td.doing", has_text="nothing").wait_for(timeout=15_000)
     finally:
         page.close()
     assert page.errors == []
