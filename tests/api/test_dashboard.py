@@ -279,8 +279,11 @@ def test_images_and_pages_are_served_with_caching_headers(dashboard):
     again = httpx.get(f"{base}/v1/runs/{run}/outputs/hk-faster/0", headers={"If-None-Match": image.headers["etag"]},
                       timeout=10)
     assert again.status_code == 304 and again.content == b""
+    # `baseline`: whichever worker's baseline the run keeps (here the one worker's).
     baseline = httpx.get(f"{base}/v1/runs/{run}/outputs/baseline/0", timeout=10)
-    assert baseline.status_code == 200 and baseline.content != image.content
+    named = httpx.get(f"{base}/v1/runs/{run}/outputs/baseline@{dashboard['worker_name']}/0", timeout=10)
+    assert baseline.status_code == named.status_code == 200 and baseline.content == named.content
+    assert baseline.content.startswith(b"\xff\xd8\xff")
     missing = httpx.get(f"{base}/v1/runs/{run}/outputs/hk-garbage/0", timeout=10)
     assert missing.status_code == 404 and "not kept" in missing.json()["detail"]
     for path in ("/v1/status", f"/v1/contests/{CONTEST}", f"/v1/runs/{run}", "/v1/subnet/weights", "/validator"):
