@@ -152,7 +152,8 @@ def test_the_bench_score_is_the_score_the_service_gives_the_same_run(settings, t
         run = start_run(redis, settings.model_copy(update={"redis_url": server.url}), load_contest("demo-cpu"),
                         "same-run")
         assert [r.model_dump(mode="json") for r in run.inputs] == report["inputs"], "the same seed, the same inputs"
-        runs.add_baseline_measurement(redis, run.id, "w0", BaselineMeasurement(result=baseline, after_submissions=0))
+        runs.add_baseline_measurement(redis, run.id, "w0", BaselineMeasurement(result=baseline, after_submissions=0,
+                                                                             seconds=1.0))
         runs.save_baseline(redis, run.id, "w0", baseline)
         record = SubmissionRecord(hotkey="hk-miner", uid=1, source={"kind": "local", "path": "/x"},
                                   state=SubmissionState.SCORED, metrics=submission.metrics, worker="w0",
