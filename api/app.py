@@ -11,14 +11,16 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from api import (
-    dashboard,
+    pages,
     routes_checks,
     routes_contests,
     routes_metrics,
     routes_runs,
     routes_status,
     routes_submissions,
+    routes_weights,
 )
+from api.snapshot import Snapshot
 from edgemaxx import __version__
 from edgemaxx.settings import Settings
 
@@ -30,12 +32,15 @@ def create_app(settings: Settings) -> FastAPI:
             raise RuntimeError("EDGEMAXX_REDIS_URL is not set")
         app.state.settings = settings
         app.state.redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        app.state.snapshot = Snapshot(app.state.redis)
+        await app.state.snapshot.start()
         yield
+        await app.state.snapshot.stop()
         app.state.redis.close()
 
     app = FastAPI(title="edgemaxx validator", version=__version__, lifespan=lifespan)
-    for module in (routes_status, routes_contests, routes_runs, routes_submissions, routes_checks, routes_metrics,
-                   dashboard):
+    for module in (routes_status, routes_contests, routes_runs, routes_submissions, routes_weights, routes_checks,
+                   routes_metrics, pages):
         app.include_router(module.router)
 
     @app.exception_handler(RedisError)

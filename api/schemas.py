@@ -8,7 +8,14 @@ from edgemaxx.contest import Contest
 from edgemaxx.models import ContainerRuntime, Metrics, SandboxTier
 from scoring.copies import CopyEvidence
 from state.preflight import PreflightReport
-from state.records import ChainStatus, HousekeepingReport, Progress, RunState, SubmissionState
+from state.records import (
+    ChainStatus,
+    HousekeepingReport,
+    Progress,
+    RunState,
+    SubmissionState,
+    WeightsAttempt,
+)
 
 
 class WorkerPublic(BaseModel):
@@ -26,6 +33,8 @@ class WorkerPublic(BaseModel):
     busy_fraction: float | None
     sandbox_runtime: ContainerRuntime | None = None
     sandbox_problem: str = ""  # non-empty: this worker refuses benchmarks until it is fixed
+    elapsed_s: float | None = Field(default=None, description="seconds spent on the job in flight")
+    eta_s: float | None = Field(default=None, description="seconds left on it, from measured durations")
 
 
 class ContestProgress(BaseModel):
@@ -40,6 +49,10 @@ class ContestProgress(BaseModel):
     states: dict[str, int]
     baseline_ready: bool
     baseline_error: str = ""
+    waiting: int = Field(default=0, description="submissions not benchmarked yet (queued, preparing, prepared)")
+    eta_s: float | None = Field(default=None, description="seconds until the run's last benchmark should be "
+                                "done, from measured durations and the live workers serving the contest")
+    typical_benchmark_s: float | None = Field(default=None, description="median of recent benchmark durations")
 
 
 class WeightsStatus(BaseModel):
@@ -48,6 +61,7 @@ class WeightsStatus(BaseModel):
     last_set_at: float | None = None
     last_set_block: int | None = None
     last_set_runs: list[str] = Field(default_factory=list)
+    last_set_weights: dict[int, float] = Field(default_factory=dict, description="uid → weight, as set")
     last_attempt_at: float | None = None
     last_attempt_ok: bool | None = None
     last_attempt_message: str = ""
@@ -60,6 +74,7 @@ class WeightsStatus(BaseModel):
 class StatusPublic(BaseModel):
     healthy: bool
     redis: bool
+    generated_at: float | None = Field(default=None, description="when this status was read from Redis")
     workers: list[WorkerPublic]
     queues: dict[str, int]
     contests: list[ContestProgress]
@@ -99,6 +114,11 @@ class LeaderboardRow(BaseModel):
     flagged: str = ""  # duplicate of / copy of / tied with another hotkey, in words
     copy_evidence: CopyEvidence | None = None
     gpu: str | None = Field(default=None, description="the card that measured it; null: no GPU")
+    score_terms: dict[str, float] = Field(default_factory=dict,
+                                          description="each factor of the score before weighting")
+    worker: str | None = Field(default=None, description="the worker that measured it (its baseline is the "
+                                                         "reference)")
+    block: int | None = Field(default=None, description="the block it was committed at")
 
 
 class ContestPublic(BaseModel):
@@ -200,3 +220,90 @@ class RunDetail(RunSummary):
     baselines: list[BaselinePublic]
     leaderboard: list[LeaderboardRow]
     weights_sets: list[RunWeightsSet] = Field(description="oldest first, the last 100")
+
+
+class InputPublic(BaseModel):
+    """One request of a run, as every submission and the baseline received it."""
+
+    index: int
+    prompt: str
+    width: int | None
+    height: int | None
+    seed: int | None
+
+
+class RunInputs(BaseModel):
+    run_id: str
+    inputs: list[InputPublic]
+
+
+class RunOutputs(BaseModel):
+    """Whose output images the run still holds (`GET /v1/runs/{id}/outputs/{name}/{index}`): every
+    scored submission's while the run runs; the baseline's and the best few at its end."""
+
+    run_id: str
+    outputs: dict[str, list[int]] = Field(description="name (a hotkey, or baseline@worker) → input indices")
+
+
+class SubmissionDetail(SubmissionPublic):
+    """A submission in one run, with what the submission page compares it with."""
+
+    rank: int | None = None
+    weight: float | None = None
+    flagged: str = ""
+    copy_evidence: CopyEvidence | None = None
+    block: int | None = None
+    run_state: RunState
+    rules: Contest | None = Field(description="the contest definition the run started with")
+    baseline: BaselinePublic | None = Field(description="the baseline it was scored against (same worker)")
+    baseline_outputs: str | None = Field(description="the output name of that baseline's images, if kept")
+    inputs: list[InputPublic]
+    outputs: list[int] = Field(description="input indices whose output image is kept")
+
+
+class OwnWeights(BaseModel):
+    """The weights this validator set on chain: the last time, and their history."""
+
+    status: WeightsStatus | None
+    history: list[WeightsAttempt] = Field(description="each time weights were set, oldest first (the last 100)")
+
+
+class MinerWeight(BaseModel):
+    uid: int
+    hotkey: str | None
+    weight: float
+
+
+class ValidatorWeightsPublic(BaseModel):
+    uid: int
+    hotkey: str
+    stake: float
+    stake_share: float = Field(description="its share of the stake of the validators listed")
+    validator_permit: bool
+    last_update: int | None = Field(description="block it last set weights at")
+    blocks_since_update: int | None
+    weights: dict[int, float] = Field(description="miner uid → fraction of its row")
+    top: list[MinerWeight] = Field(description="its largest weights, largest first")
+    agreement: float | None = Field(description="1 − half the L1 distance of its row to the stake-weighted "
+                                                "consensus: 1 = the same vector, 0 = disjoint")
+    this_validator: bool = False
+
+
+class MinerConsensus(BaseModel):
+    uid: int
+    hotkey: str | None
+    consensus: float = Field(description="stake-weighted mean of the validators' weights")
+    min: float
+    max: float
+    weighted_by: int = Field(description="how many validators give it any weight")
+
+
+class SubnetWeightsPublic(BaseModel):
+    """The weights every validator of the subnet has set, as the chain service last read them."""
+
+    netuid: int
+    block: int
+    read_at: float
+    error: str = ""
+    validators: list[ValidatorWeightsPublic] = Field(description="by stake, largest first")
+    miners: list[MinerConsensus] = Field(description="by consensus weight, largest first")

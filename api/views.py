@@ -8,10 +8,12 @@ from redis import Redis
 
 from api.schemas import (
     BaselinePublic,
+    InputPublic,
     LeaderboardRow,
     RunDetail,
     RunSummary,
     RunWeightsSet,
+    SubmissionDetail,
     SubmissionPublic,
 )
 from edgemaxx.contest import Contest
@@ -49,7 +51,7 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest,
             weight=weighting.weights.get(uid_of[record.hotkey], 0.0)
             if record.state is SubmissionState.SCORED else None,
             flagged=flagged.get(record.hotkey, ""), copy_evidence=weighting.copies.get(record.hotkey),
-            gpu=record.gpu,
+            gpu=record.gpu, score_terms=record.score_terms, worker=record.worker, block=record.block,
         ))
     return rows
 
@@ -62,8 +64,12 @@ def baselines(redis: Redis, run: ContestRun) -> list[BaselinePublic]:
 
 
 def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPublic:
+    return SubmissionPublic(**_submission_fields(run, record))
+
+
+def _submission_fields(run: ContestRun, record: SubmissionRecord) -> dict:
     repo, rev = _repository(record)
-    return SubmissionPublic(
+    return dict(
         run_id=run.id, contest=run.contest, hotkey=record.hotkey, uid=record.uid, repository=repo,
         revision=rev, state=record.state, reason=record.reason, score=record.score,
         score_terms=record.score_terms, similarities=record.similarities,
@@ -73,6 +79,39 @@ def submission_view(run: ContestRun, record: SubmissionRecord) -> SubmissionPubl
         baseline_drift=record.baseline_drift, log_tail=record.log_tail, attempts=record.attempts,
         updated_at=record.updated_at,
     )
+
+
+def inputs_of(run: ContestRun) -> list[InputPublic]:
+    return [InputPublic(index=i, prompt=r.prompt, width=r.width, height=r.height, seed=r.seed)
+            for i, r in enumerate(run.inputs)]
+
+
+def _rules(run: ContestRun) -> Contest | None:
+    try:
+        return run.rules()
+    except ValueError:  # a run from before definitions were kept, of a contest since removed
+        return None
+
+
+def submission_detail(redis: Redis, run: ContestRun, record: SubmissionRecord) -> SubmissionDetail:
+    """The submission page's data: the record, its rank and flags, the baseline it was measured
+    against (the same worker's), the inputs, and which output images are kept."""
+    rules = _rules(run)
+    records = runs.records(redis, run.id)
+    board = {row.hotkey: row for row in leaderboard(redis, run, rules, records)} if rules else {}
+    row = board.get(record.hotkey)
+    measured = runs.baselines(redis, run.id)
+    worker = record.worker if record.worker in measured else next(iter(sorted(measured)), None)
+    baseline = (BaselinePublic(worker=worker, gpu=measured[worker].gpu, metrics=measured[worker].metrics,
+                               summary=measured[worker].metrics.summary()) if worker else None)
+    kept = set(runs.output_names(redis, run.id))
+    return SubmissionDetail(
+        **_submission_fields(run, record), rank=row.rank if row else None, weight=row.weight if row else None,
+        flagged=row.flagged if row else "", copy_evidence=row.copy_evidence if row else None, block=record.block,
+        run_state=run.state, rules=rules, baseline=baseline,
+        baseline_outputs=f"baseline@{worker}" if worker and f"baseline@{worker}" in kept else None,
+        inputs=inputs_of(run),
+        outputs=runs.output_indices(redis, run.id, record.hotkey) if record.hotkey in kept else [])
 
 
 def _summary_fields(redis: Redis, run: ContestRun, records: list[SubmissionRecord]) -> dict:
@@ -97,10 +136,7 @@ def run_summary(redis: Redis, run: ContestRun) -> RunSummary:
 
 def run_detail(redis: Redis, run: ContestRun) -> RunDetail:
     records = runs.records(redis, run.id)
-    try:
-        rules: Contest | None = run.rules()
-    except ValueError:  # a run from before definitions were kept, of a contest since removed
-        rules = None
+    rules = _rules(run)
     board = leaderboard(redis, run, rules, records) if rules else []
     return RunDetail(**_summary_fields(redis, run, records), rules=rules, inputs=len(run.inputs),
                      baselines=baselines(redis, run), leaderboard=board,

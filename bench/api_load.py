@@ -1,10 +1,14 @@
-"""Load benchmark of the API: GET /v1/status under concurrent clients, and enqueue throughput.
+"""Load benchmark of the API: what dashboard viewers poll (status, the leaderboard, a run) under
+concurrent clients, and enqueue throughput.
 
 Starts a real redis-server and the real API (uvicorn, one process) on loopback, seeds a contest
-run with submissions and worker statuses so /v1/status has realistic work to do, then measures.
+run with submissions (half of them scored, with metrics) and worker statuses so the routes have
+realistic work to do, then measures each route: plain GETs, and with `--conditional` also GETs
+that send back the ETag they were given (If-None-Match), as the dashboard's browser does.
 Run by hand (not a test):
 
     .venv/bin/python bench/api_load.py [--seconds 10] [--clients 1,8,32] [--enqueue 500]
+        [--routes status,contest,run] [--conditional]
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ import httpx
 from redis import Redis
 
 from edgemaxx.contest import load_contest
-from edgemaxx.models import SourceKind, SubmissionSource
+from edgemaxx.models import Backend, Metrics, RunResult, RunStatus, SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
-from state import workers
-from state.records import WorkerStatus
+from state import runs, workers
+from state.records import SubmissionState, WorkerStatus
 from worker.queues import start_run, submit
+
+CONTEST = "flux-4090"
 
 
 def free_port() -> int:
@@ -71,37 +77,63 @@ def redis_server(directory: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def seed(redis: Redis, settings: Settings, submissions: int) -> None:
-    run = start_run(redis, settings, load_contest("flux-4090"), "bench-seed")
+def seed(redis: Redis, settings: Settings, submissions: int) -> str:
+    """A run of `submissions`, every other one scored against a baseline; 8 GPU workers. Its id."""
+    run = start_run(redis, settings, load_contest(CONTEST), "bench-seed")
+    inputs = len(run.inputs)
+    baseline = RunResult(name="baseline", backend=Backend.DOCKER, status=RunStatus.OK,
+                         metrics=Metrics(generation_times_s=[2.0] * inputs, load_time_s=30.0,
+                                         peak_vram_bytes=20 << 30))
+    for gpu in range(8):
+        workers.publish_worker(redis, WorkerStatus(name=f"bench-gpu{gpu}", kind="gpu", gpu=gpu), 600)
+        runs.save_baseline(redis, run.id, f"bench-gpu{gpu}", baseline)
     for i in range(submissions):
         submit(redis, settings, run, f"hotkey{i:04d}",
                SubmissionSource(kind=SourceKind.GIT, url=f"https://github.com/m{i}/flux", revision="abcdef0"),
                uid=i)
-    for gpu in range(8):
-        workers.publish_worker(redis, WorkerStatus(name=f"bench-gpu{gpu}", kind="gpu", gpu=gpu), 600)
+        if i % 2:
+            continue
+        record = runs.load_record(redis, run.id, f"hotkey{i:04d}")
+        assert record is not None
+        record.state, record.worker, record.score = SubmissionState.SCORED, f"bench-gpu{i % 8}", 1.0 + i / 1000
+        record.metrics = Metrics(generation_times_s=[1.5 + i / 10_000] * inputs, load_time_s=25.0,
+                                 peak_vram_bytes=18 << 30)
+        record.similarities = [0.97] * inputs
+        record.similarity_mean = record.similarity_min = 0.97
+        record.score_terms = {"generation_time": record.score, "similarity": 1.0}
+        runs.land_result(redis, run.id, record)
+    return run.id
 
 
-async def load(url: str, clients: int, seconds: float) -> dict:
+async def load(url: str, clients: int, seconds: float, conditional: bool = False) -> dict:
+    """`clients` concurrent clients GETting `url` for `seconds`. Conditional: each sends back the
+    ETag it last got (a 304 is then a success), as a browser revalidating its copy does."""
     latencies: list[float] = []
     errors = 0
+    not_modified = 0
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
-        nonlocal errors
+        nonlocal errors, not_modified
+        etag = ""
         async with httpx.AsyncClient(timeout=30) as http:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                response = await http.get(url)
+                response = await http.get(url, headers={"If-None-Match": etag} if conditional and etag else None)
                 latencies.append(time.perf_counter() - start)
-                if response.status_code != 200:
+                if response.status_code == 304:
+                    not_modified += 1
+                elif response.status_code != 200:
                     errors += 1
+                etag = response.headers.get("etag", etag)
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
-        "clients": clients, "requests": len(latencies), "errors": errors, "seconds": round(elapsed, 2),
+        "clients": clients, "conditional": conditional, "requests": len(latencies), "errors": errors,
+        "not_modified": not_modified, "seconds": round(elapsed, 2),
         "rps": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
@@ -126,6 +158,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--submissions", type=int, default=200)
     parser.add_argument("--enqueue", type=int, default=500)
+    parser.add_argument("--routes", default="status,contest,run", help="of: status, contest, run")
+    parser.add_argument("--conditional", action="store_true", help="also measure If-None-Match GETs")
     parser.add_argument("--out", type=Path, default=Path("docs/bench-results/api-load.json"))
     args = parser.parse_args()
 
@@ -133,7 +167,8 @@ def main() -> None:
         token = "bench-token"
         settings = Settings(redis_url=redis_url, data_dir=Path(tmp))
         redis = Redis.from_url(redis_url)
-        seed(redis, settings, args.submissions)
+        run_id = seed(redis, settings, args.submissions)
+        paths = {"status": "/v1/status", "contest": f"/v1/contests/{CONTEST}", "run": f"/v1/runs/{run_id}"}
         port = free_port()
         env = {**os.environ, "EDGEMAXX_REDIS_URL": redis_url, "EDGEMAXX_ADMIN_TOKEN": token,
                "EDGEMAXX_API_PORT": str(port), "EDGEMAXX_DATA_DIR": tmp}
@@ -143,21 +178,28 @@ def main() -> None:
         try:
             while not http_ready(f"{base}/v1/status"):
                 time.sleep(0.2)
-            status = [asyncio.run(load(f"{base}/v1/status", int(c), args.seconds))
-                      for c in args.clients.split(",")]
+            routes: dict[str, list[dict]] = {}
+            for name in args.routes.split(","):
+                if not http_ready(f"{base}{paths[name]}"):  # a route the API under test lacks
+                    print(f"skipping {name}: {paths[name]} does not answer 200", file=sys.stderr)
+                    continue
+                modes = (False, True) if args.conditional else (False,)
+                routes[name] = [asyncio.run(load(f"{base}{paths[name]}", int(c), args.seconds, conditional))
+                                for conditional in modes for c in args.clients.split(",")]
             enqueue = enqueue_http(base, token, args.enqueue)
         finally:
             api.terminate()
             api.wait(10)
     result = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "seeded_submissions": args.submissions,
-              "status": status, "enqueue_http": enqueue}
+              "routes": routes, "status": routes.get("status", []), "enqueue_http": enqueue}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| clients | requests | rps | p50 ms | p99 ms | errors |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for row in status:
-        print(f"| {row['clients']} | {row['requests']} | {row['rps']} | {row['p50_ms']} | {row['p99_ms']} | "
-              f"{row['errors']} |")
+    print("| route | If-None-Match | clients | requests | req/s | p50 ms | p99 ms | 304s | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, rows in routes.items():
+        for row in rows:
+            print(f"| {paths[name]} | {'yes' if row['conditional'] else 'no'} | {row['clients']} | {row['requests']} | "
+                  f"{row['rps']} | {row['p50_ms']} | {row['p99_ms']} | {row['not_modified']} | {row['errors']} |")
     print(f"\nenqueue over HTTP: {enqueue['submissions']} in {enqueue['seconds']} s = "
           f"{enqueue['per_second']}/s")
 

@@ -5,7 +5,8 @@ current run (seeded by the first block at or after the scheduled start, ending b
 at the latest), queues new or changed submissions committed before that block, drops deregistered
 hotkeys, settles runs whose deadline passed, and every weights interval sets weights from each
 contest's last finished run, as persisted in Redis: a restarted service sets them again at its
-first iteration. The interval stays well within the subnet's activity cutoff. `run` repeats it
+first iteration. The interval stays well within the subnet's activity cutoff. It also keeps the
+weights every validator of the subnet has set (the dashboard's subnet view). `run` repeats it
 every `chain_poll_blocks`, surviving chain errors with reconnects and exponential backoff, until
 its stop event is set (SIGTERM).
 """
@@ -23,13 +24,20 @@ from redis import Redis
 
 from chain.reader import ChainSubmission, read_submissions
 from chain.schedule import first_block_at_or_after, next_run_start, run_start
+from chain.subnet import read_subnet_weights
 from edgemaxx.blacklist import load_blacklist
 from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
 from state import history, runs
-from state.chain import load_chain_status, save_chain_status
-from state.records import ChainStatus, ContestRun, WeightsAttempt, WeightsSet
+from state.chain import (
+    load_chain_status,
+    load_subnet_weights,
+    record_own_weights,
+    save_chain_status,
+    save_subnet_weights,
+)
+from state.records import ChainStatus, ContestRun, SubnetWeights, WeightsAttempt, WeightsSet
 from worker import lifecycle, queues
 
 log = logging.getLogger(__name__)
@@ -85,6 +93,7 @@ class ChainService:
                 self._drop_deregistered(run, set(report.registered))
             self._settle(contest)
         self._maybe_set_weights(head, contests, report.registered)
+        self._read_subnet_weights(head)
         self.status.error = ""
         self.status.consecutive_errors = 0
         self._publish()
@@ -227,11 +236,25 @@ class ChainService:
             log.warning("setting weights failed: %s", attempt.message)
             return
         self.status.last_set = attempt
+        record_own_weights(self.redis, attempt)
         self.last_weights_block = head
         self._schedule_next(head, head + interval)
         for run, share in sources:
             history.record_weights_set(self.redis, run.id, WeightsSet(block=head, at=attempt.at, weights=share))
         log.info("set weights at block %d from %s: %s", head, ", ".join(run_ids), weights)
+
+    def _read_subnet_weights(self, head: int) -> None:
+        """What every validator has set, for the dashboard: a failed read keeps the previous matrix
+        with the reason, and never stops the loop or the weights this validator sets."""
+        try:
+            found = read_subnet_weights(self.sub, self.settings.netuid, head)
+            found.own_hotkey = self.wallet.hotkey.ss58_address
+            save_subnet_weights(self.redis, found)
+        except Exception as exc:  # noqa: BLE001 - the dashboard's view must not stop the service
+            log.warning("reading the subnet's weights failed: %s", exc)
+            kept = load_subnet_weights(self.redis) or SubnetWeights(netuid=self.settings.netuid, block=head)
+            kept.error = f"{type(exc).__name__}: {exc}"
+            save_subnet_weights(self.redis, kept)
 
     def _schedule_next(self, head: int, block: int) -> None:
         self.status.next_weights_block = block

@@ -208,6 +208,30 @@ def api(
 
 
 @app.command()
+def status(
+    url: Annotated[str | None, typer.Option(help="The validator's API (default: this host's EDGEMAXX_API_PORT)")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON")] = False,
+) -> None:
+    """Print the validator's state: workers, runs and when they should be done, queues, weights."""
+    from cli.status import StatusUnavailable, fetch_status, print_status
+
+    settings = _settings()
+    target = url or f"http://127.0.0.1:{settings.api_port}"
+    try:
+        found = fetch_status(target)
+    except StatusUnavailable as exc:
+        err.print(f"[red]status unavailable:[/] {exc}")
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(found.model_dump_json(indent=2))
+    else:
+        print_status(console, found)
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
 def builder(
     name: Annotated[str | None, typer.Option(help="Worker name (unique per host)")] = None,
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty")] = False,

@@ -13,7 +13,7 @@ from redis import Redis
 
 from state import keys
 from state.records import ContestRun, RunState, WeightsSet
-from state.runs import as_text, current_run, load_run
+from state.runs import as_text, changed, current_run, load_run
 
 WEIGHTS_SETS_KEPT = 100  # per run: one per weights interval (a tempo, ~72 min) is ~20 a day
 
@@ -22,6 +22,7 @@ def index_run(redis: Redis, run: ContestRun) -> None:
     with redis.pipeline() as pipe:
         pipe.zadd(keys.contest_runs(run.contest), {run.id: run.started_at})
         pipe.zadd(keys.RUNS, {run.id: run.started_at})
+        changed(pipe)
         pipe.execute()
 
 
@@ -84,6 +85,7 @@ def record_weights_set(redis: Redis, run_id: str, entry: WeightsSet) -> None:
     with redis.pipeline() as pipe:
         pipe.rpush(keys.weights_sets(run_id), entry.model_dump_json())
         pipe.ltrim(keys.weights_sets(run_id), -WEIGHTS_SETS_KEPT, -1)
+        changed(pipe)
         pipe.execute()
 
 
@@ -102,6 +104,7 @@ def delete_run(redis: Redis, run: ContestRun) -> int:
         pipe.zrem(keys.RUNS, run.id)
         for hotkey in hotkeys:
             pipe.zrem(keys.hotkey_runs(hotkey), run.id)
+        changed(pipe)
         deleted = pipe.execute()[0]
     return int(deleted)
 

@@ -36,10 +36,13 @@ def run_end(run_id: str) -> str:
     return f"{PREFIX}:run:{run_id}:end"
 
 
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
 def run_keys(run_id: str) -> str:
     """SCAN pattern: every per-run key but the run itself (pruning deletes them all)."""
-    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in run_id)
-    return f"{PREFIX}:run:{escaped}:*"
+    return f"{PREFIX}:run:{_glob_escape(run_id)}:*"
 
 
 def baseline_failures(run_id: str) -> str:
@@ -75,6 +78,11 @@ def outputs(run_id: str, name: str) -> str:
 def baseline_pool(run_id: str, worker: str) -> str:
     """List: every BaselineMeasurement JSON `worker` made for this run, oldest first."""
     return f"{PREFIX}:run:{run_id}:baseline-pool:{worker}"
+
+
+def outputs_pattern(run_id: str) -> str:
+    """SCAN pattern: every `outputs` hash of the run."""
+    return f"{PREFIX}:run:{_glob_escape(run_id)}:outputs:*"
 
 
 def baselines(run_id: str) -> str:
@@ -123,6 +131,14 @@ COUNTERS = f"{PREFIX}:counters"  # hash: counter name → integer
 DURATIONS = f"{PREFIX}:durations"  # list of recent benchmark durations (seconds)
 CHAIN_STATUS = f"{PREFIX}:chain:status"  # string: the chain service's ChainStatus JSON
 PREFLIGHT = f"{PREFIX}:preflight"  # hash: service name → its PreflightReport JSON (start-up checks)
+# String: the subnet's weights as every validator set them (SubnetWeights JSON), read from chain by
+# the chain service each iteration.
+SUBNET_WEIGHTS = f"{PREFIX}:chain:subnet-weights"
+# List: this validator's WeightsAttempt JSON each time it set weights on chain (newest last, capped).
+WEIGHTS_HISTORY = f"{PREFIX}:chain:weights-history"
+# Counter: bumped by every write of run state (runs, records, results, outputs, baselines, weights),
+# so an API process knows when a page it keeps is stale without reading the data again.
+VERSION = f"{PREFIX}:version"
 
 
 def nonce(hotkey: str, nonce_ns: int) -> str:

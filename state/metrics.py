@@ -23,5 +23,6 @@ def counters(redis: Redis) -> dict[str, float]:
     return {as_text(k): float(v) for k, v in redis.hgetall(keys.COUNTERS).items()}
 
 
-def durations(redis: Redis) -> list[float]:
-    return [float(x) for x in redis.lrange(keys.DURATIONS, 0, -1)]
+def durations(redis: Redis, newest: int = 1000) -> list[float]:
+    """Recent benchmark durations, newest first."""
+    return [float(x) for x in redis.lrange(keys.DURATIONS, 0, newest - 1)]

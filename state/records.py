@@ -122,6 +122,7 @@ class Progress(BaseModel):
     hotkey: str | None = None
     current: int | None = None
     total: int | None = None
+    started_at: float | None = None  # when the job in flight began (None when idle)
 
 
 class WorkerStatus(BaseModel):
@@ -205,6 +206,29 @@ class ChainStatus(BaseModel):
     error: str = ""
     consecutive_errors: int = 0
     wallet_error: str = ""  # why no weights can be set (no hotkey file, ...), while it lasts
+
+
+class ValidatorWeights(BaseModel):
+    """One validator's row of the subnet's weights matrix, as the chain holds it."""
+
+    uid: int
+    hotkey: str
+    stake: float  # total stake, in the subnet's units
+    validator_permit: bool
+    last_update: int | None = None  # the block it last set weights at (None: never)
+    weights: dict[int, float] = Field(default_factory=dict)  # miner uid → fraction (the row sums to 1)
+
+
+class SubnetWeights(BaseModel):
+    """The weights every validator of the subnet has set, read from chain by the chain service."""
+
+    netuid: int
+    block: int
+    read_at: float = Field(default_factory=time.time)
+    hotkeys: list[str] = Field(default_factory=list)  # uid order
+    validators: list[ValidatorWeights] = Field(default_factory=list)  # rows with weights or a permit
+    own_hotkey: str | None = None  # this validator's hotkey (the chain service's wallet)
+    error: str = ""  # the last read failed (the previous matrix is kept, with this reason)
 
 
 class DiskUsage(BaseModel):

@@ -1,7 +1,12 @@
 """Contest runs, submission records, results, outputs, baselines and benchmark order in Redis.
 
 Results are written once (HSETNX), and so is a run's end (SET NX); a record's live state and its
-landed result are merged on read, and so are a run and its end.
+landed result are merged on read, and so are a run and its end. Every write bumps `keys.VERSION`,
+so readers that keep a rendered page (the API) know when it is stale.
+
+Output images stay while their run runs (copies are found by comparing them); at its end only the
+baseline's and the best `OUTPUTS_KEPT` scored submissions' stay, for the history window (see
+`retire_outputs`).
 """
 
 from __future__ import annotations
@@ -9,10 +14,16 @@ from __future__ import annotations
 import time
 
 from redis import Redis
+from redis.client import Pipeline
 
 from edgemaxx.models import RunResult
 from state import keys
 from state.records import BaselineMeasurement, ContestRun, RunEnd, SubmissionRecord
+
+# Scored submissions whose output images outlive their run's end, best first (with the baselines
+# they were measured against). 12 JPEGs of 1024² at ~150-250 KB are 2-3 MB a submission: a
+# flux-4090 run keeps ~15-20 MB, 14 days of history ~200-300 MB (README, "Memory").
+OUTPUTS_KEPT = 5
 
 
 def as_text(value: object) -> str:
@@ -20,8 +31,20 @@ def as_text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def changed(redis: Redis | Pipeline) -> None:
+    """Run state changed: whoever keeps a rendered copy of it renders it again."""
+    redis.incr(keys.VERSION)
+
+
+def version(redis: Redis) -> int:
+    return int(redis.get(keys.VERSION) or 0)
+
+
 def save_run(redis: Redis, run: ContestRun) -> None:
-    redis.set(keys.run(run.id), run.model_dump_json())
+    with redis.pipeline() as pipe:
+        pipe.set(keys.run(run.id), run.model_dump_json())
+        changed(pipe)
+        pipe.execute()
 
 
 def load_run(redis: Redis, run_id: str) -> ContestRun | None:
@@ -35,7 +58,10 @@ def load_run(redis: Redis, run_id: str) -> ContestRun | None:
 
 def end_run(redis: Redis, run_id: str, end: RunEnd) -> bool:
     """Record how the run ended, once; False when it had already ended (the first end stands)."""
-    return bool(redis.set(keys.run_end(run_id), end.model_dump_json(), nx=True))
+    ended = bool(redis.set(keys.run_end(run_id), end.model_dump_json(), nx=True))
+    if ended:
+        changed(redis)
+    return ended
 
 
 def note_baseline_failure(redis: Redis, run_id: str, reason: str) -> int:
@@ -49,7 +75,10 @@ def current_run(redis: Redis, contest_id: str) -> ContestRun | None:
 
 
 def set_current(redis: Redis, contest_id: str, run_id: str) -> None:
-    redis.set(keys.current_run(contest_id), run_id)
+    with redis.pipeline() as pipe:
+        pipe.set(keys.current_run(contest_id), run_id)
+        changed(pipe)
+        pipe.execute()
 
 
 def save_record(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
@@ -57,6 +86,7 @@ def save_record(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
     with redis.pipeline() as pipe:
         pipe.hset(keys.submissions(run_id), record.hotkey, record.model_dump_json())
         pipe.zadd(keys.hotkey_runs(record.hotkey), {run_id: time.time()}, nx=True)
+        changed(pipe)
         pipe.execute()
 
 
@@ -96,6 +126,7 @@ def land_result(redis: Redis, run_id: str, record: SubmissionRecord) -> bool:
         pipe.hset(keys.submissions(run_id), record.hotkey, record.model_dump_json())
         pipe.rpush(keys.landings(run_id), record.hotkey)
         pipe.hincrby(keys.COUNTERS, f"jobs_{record.state.value}", 1)
+        changed(pipe)
         pipe.execute()
     return True
 
@@ -117,6 +148,7 @@ def drop_submission(redis: Redis, run_id: str, hotkey: str) -> None:
         pipe.hdel(keys.results(run_id), hotkey)
         pipe.zrem(keys.hotkey_runs(hotkey), run_id)
         pipe.delete(keys.outputs(run_id, hotkey))
+        changed(pipe)
         pipe.execute()
 
 
@@ -137,13 +169,50 @@ def save_outputs(redis: Redis, run_id: str, name: str, outputs: list[bytes | Non
         for index, data in enumerate(outputs):
             if data is not None:
                 pipe.hset(key, str(index), data)
+        changed(pipe)
         pipe.execute()
 
 
 def delete_outputs(redis: Redis, run_id: str, names: list[str]) -> None:
-    """Drop output images (an ended run's weights are frozen; its images are no longer needed)."""
+    """Drop output images (e.g. of a result that landed after its run ended)."""
     if names:
-        redis.delete(*(keys.outputs(run_id, name) for name in names))
+        with redis.pipeline() as pipe:
+            pipe.delete(*(keys.outputs(run_id, name) for name in names))
+            changed(pipe)
+            pipe.execute()
+
+
+def kept_outputs(records: list[SubmissionRecord], baselines: list[str], keep: int = OUTPUTS_KEPT) -> list[str]:
+    """The output names an ended run keeps: its best `keep` scored submissions (score, then the
+    earliest commitment) and the baselines they were measured against (at least one baseline)."""
+    scored = sorted((r for r in records if r.score is not None),
+                    key=lambda r: (-(r.score or 0.0), r.block if r.block is not None else 1 << 62, r.hotkey))
+    best = scored[:keep]
+    workers = {f"baseline@{r.worker}" for r in best if r.worker}
+    kept_baselines = [name for name in sorted(baselines) if name in workers] or sorted(baselines)[:1]
+    return [*kept_baselines, *(r.hotkey for r in best)]
+
+
+def retire_outputs(redis: Redis, run_id: str) -> list[str]:
+    """At a run's end: drop every output image but those `kept_outputs` names (a run's weights are
+    frozen by then; what stays is what the dashboard shows for the history window). Returns what
+    was kept."""
+    names = output_names(redis, run_id)
+    baselines = [n for n in names if n.startswith("baseline@")]
+    kept = kept_outputs(records(redis, run_id), baselines)
+    delete_outputs(redis, run_id, [n for n in names if n not in kept])
+    return [n for n in kept if n in names]
+
+
+def output_names(redis: Redis, run_id: str) -> list[str]:
+    """Whose output images the run holds: hotkeys, and `baseline@worker` for baselines."""
+    prefix = keys.outputs(run_id, "")
+    return sorted(as_text(k)[len(prefix):] for k in redis.scan_iter(match=keys.outputs_pattern(run_id), count=500))
+
+
+def output_indices(redis: Redis, run_id: str, name: str) -> list[int]:
+    """The input indices whose output image `name` has stored."""
+    return sorted(int(as_text(k)) for k in redis.hkeys(keys.outputs(run_id, name)))
 
 
 def load_outputs(redis: Redis, run_id: str, name: str, count: int) -> list[bytes | None]:
@@ -152,11 +221,20 @@ def load_outputs(redis: Redis, run_id: str, name: str, count: int) -> list[bytes
     return [stored.get(str(i)) for i in range(count)]
 
 
+def load_output(redis: Redis, run_id: str, name: str, index: int) -> bytes | None:
+    """One output image (None: never stored, or no longer kept)."""
+    data = redis.hget(keys.outputs(run_id, name), str(index))
+    return data if isinstance(data, bytes) or data is None else data.encode()
+
+
 def save_baseline(redis: Redis, run_id: str, worker: str, result: RunResult, *, outputs: bool = True) -> None:
     """`worker`'s reference for the run (its pooled baseline); the outputs are stored once, with the first."""
     if outputs:
         save_outputs(redis, run_id, f"baseline@{worker}", result.outputs)
-    redis.hset(keys.baselines(run_id), worker, result.model_dump_json())
+    with redis.pipeline() as pipe:
+        pipe.hset(keys.baselines(run_id), worker, result.model_dump_json())
+        changed(pipe)
+        pipe.execute()
 
 
 def add_baseline_measurement(redis: Redis, run_id: str, worker: str, measurement: BaselineMeasurement) -> int:
@@ -175,6 +253,7 @@ def update_result(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
     with redis.pipeline() as pipe:
         pipe.hset(keys.results(run_id), record.hotkey, record.model_dump_json())
         pipe.hset(keys.submissions(run_id), record.hotkey, record.model_dump_json())
+        changed(pipe)
         pipe.execute()
 
 

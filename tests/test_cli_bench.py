@@ -118,3 +118,56 @@ def test_check_benchmark_reports_the_runtime_failure(settings, base_image):
     assert result.returncode == 1
     assert "all checks passed" in result.stdout
     assert "exited with code 1 before opening inferences.sock" in result.stdout
+
+
+def test_the_bench_score_is_the_score_the_service_gives_the_same_run(settings, tmp_path):
+    """A miner's `edgemaxx bench` result, landed in the service as a worker lands one (same seed:
+    the same run and inputs; its baseline as the worker's pool), ends with the score the bench printed:
+    the run's end rescoring against the pooled baseline and the leaderboard the API serves agree."""
+    from redis import Redis
+
+    from api.views import run_detail
+    from edgemaxx.contest import load_contest
+    from edgemaxx.models import RunResult
+    from state import runs
+    from state.records import BaselineMeasurement, SubmissionRecord, SubmissionState
+    from tests.service import RedisServer
+    from worker import lifecycle
+    from worker.queues import start_run
+
+    out = tmp_path / "out"
+    result = _run(["bench", str(fixture_path("flux-faster")), "--baseline", str(fixture_path("flux-baseline")),
+                   "--sandbox", "process", "--contest", "demo-cpu", "--seed", "same-run", "--out", str(out)],
+                  settings)
+    assert result.returncode == 0, result.stdout + result.stderr
+    printed = float(result.stdout.strip().splitlines()[-1].split()[1])
+    report = json.loads((out / "report.json").read_text())
+    baseline = RunResult.model_validate(report["baseline"])
+    submission = RunResult.model_validate(report["submission"])
+
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        redis = Redis.from_url(server.url)
+        run = start_run(redis, settings.model_copy(update={"redis_url": server.url}), load_contest("demo-cpu"),
+                        "same-run")
+        assert [r.model_dump(mode="json") for r in run.inputs] == report["inputs"], "the same seed, the same inputs"
+        runs.add_baseline_measurement(redis, run.id, "w0", BaselineMeasurement(result=baseline, after_submissions=0,
+                                                                             seconds=1.0))
+        runs.save_baseline(redis, run.id, "w0", baseline)
+        record = SubmissionRecord(hotkey="hk-miner", uid=1, source={"kind": "local", "path": "/x"},
+                                  state=SubmissionState.SCORED, metrics=submission.metrics, worker="w0",
+                                  similarities=report["similarity"]["per_input"],
+                                  similarity_mean=report["similarity"]["mean"],
+                                  similarity_min=report["similarity"]["min"], measured_after=0)
+        runs.save_record(redis, run.id, record)
+        runs.land_result(redis, run.id, record)
+        end = lifecycle.settle(redis, run.id)
+        assert end is not None and end.state.value == "finished"
+        ended = runs.load_run(redis, run.id)
+        assert ended is not None
+        row = next(r for r in run_detail(redis, ended).leaderboard if r.hotkey == "hk-miner")
+    finally:
+        server.kill()
+    assert row.score == report["score"] and row.score_terms == report["score_terms"]
+    assert row.score is not None and f"{row.score:.3f}" == f"{printed:.3f}", (row.score, printed)

@@ -247,7 +247,9 @@ def test_faster_example_scores_above_the_baseline_through_a_worker_restart(deplo
     assert row["similarity_min"] > 0.99
     # The dashboard is this page over that JSON.
     page = httpx.get(deployment["base"] + "/", timeout=10)
-    assert page.status_code == 200 and "fetch(\"/v1/status\")" in page.text and "/v1/contests/" in page.text
+    assert page.status_code == 200 and "/static/leaderboard.js" in page.text
+    script = httpx.get(deployment["base"] + "/static/leaderboard.js", timeout=10)
+    assert script.status_code == 200 and "/v1/runs/" in script.text
     deployment["hk-faster"] = row
 
 

@@ -29,11 +29,15 @@ class WorkerContext:
                  current: int | None = None, total: int | None = None) -> None:
         with self._lock:
             previous = self.status.progress
-            self.status.progress = Progress(
-                phase=phase, run_id=run_id or previous.run_id, hotkey=hotkey or previous.hotkey,
-                current=current, total=total)
             now = time.time()
             busy = phase != "idle"
+            run_id, hotkey = run_id or previous.run_id, hotkey or previous.hotkey
+            same_job = previous.phase != "idle" and (run_id, hotkey) == (previous.run_id, previous.hotkey)
+            # Idle shows no job: the last one's hotkey is not what the worker is doing.
+            self.status.progress = Progress(
+                phase=phase, run_id=run_id if busy else None, hotkey=hotkey if busy else None,
+                current=current, total=total,
+                started_at=(previous.started_at if same_job else now) if busy else None)
             if busy and self._busy_since is None:
                 self._busy_since = now
             elif not busy and self._busy_since is not None:

@@ -4,7 +4,8 @@ A run ends once (`state.runs.end_run`, SET NX): *finished* when every submission
 baseline was measured (or nothing needed one), or when its deadline passes with a baseline;
 *failed* when its baseline cannot be measured (never used for weights). Ending a run lands every
 unfinished submission as `error` (the validator's fault, never the miner's), freezes the weights,
-drops the run's output images, and cancels or stops the run's jobs still queued or running.
+drops the run's output images but the best few (`state.runs.retire_outputs`), and cancels or
+stops the run's jobs still queued or running.
 
 `settle` decides. It runs after every job, in a `finish_run` job the RQ scheduler enqueues at the
 deadline, and on every chain service iteration, so no single missed path leaves a run open.
@@ -110,10 +111,9 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
         assert fresh is not None and fresh.end is not None
         return fresh.end
 
-    # 3. Nothing of the run runs any more, and its images are no longer needed.
+    # 3. Nothing of the run runs any more; of its images, only what the dashboard shows stays.
     stop_jobs(redis, run)
-    names = [r.hotkey for r in records] + [f"baseline@{w}" for w in runs.baselines(redis, run.id)]
-    runs.delete_outputs(redis, run.id, names)
+    runs.retire_outputs(redis, run.id)
     log.info("run %s %s: %s", run.id, state.value, reason)
     return end
 

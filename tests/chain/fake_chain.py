@@ -3,7 +3,9 @@
 The SDK runs for real (its reads, decoding, SetWeights preflight and composition); only the
 node is fake: storage is a dict, blocks are numbered with 12 s timestamps and sha256 hashes,
 and submitted calls are applied to the storage the way the runtime would (commitments stored
-with their block, weights with LastUpdate).
+with their block, weights as the validator's row of `Weights` with its `LastUpdate`). Other
+validators' weights are set with `set_weights` (what their own extrinsics would have stored), and
+the metagraph carries each neuron's stake, validator permit and last update.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class FakeChain:
         self.token_symbols: dict[int, str] = {}
         self.storage: dict[tuple[str, str, tuple], Any] = {}
         self.commitments: dict[str, dict] = {}  # hotkey → decoded CommitmentOf value
-        self.neurons: list[dict] = []  # uid order: {"hotkey", "coldkey"}
+        self.neurons: list[dict] = []  # uid order: {"hotkey", "coldkey", "stake" (rao), "permit"}
         self.submitted: list[Any] = []
         self.fail_next: list[Exception] = []  # raised by the next reads, one each
         self.connects = 0
@@ -41,11 +43,23 @@ class FakeChain:
     def timestamp_ms(self, number: int) -> int:
         return GENESIS_MS + number * BLOCK_MS
 
-    def register(self, hotkey: str, coldkey: str) -> int:
-        self.neurons.append({"hotkey": hotkey, "coldkey": coldkey})
+    def register(self, hotkey: str, coldkey: str, *, stake_tao: float = 0.0, permit: bool = False) -> int:
+        self.neurons.append({"hotkey": hotkey, "coldkey": coldkey, "stake": int(stake_tao * 1e9), "permit": permit})
         uid = len(self.neurons) - 1
         self.storage[("SubtensorModule", "Uids", (self.netuid, hotkey))] = uid
         return uid
+
+    def set_weights(self, hotkey: str, weights: dict[int, int], block: int | None = None) -> None:
+        """`hotkey`'s row of the weights matrix (u16 values, as the chain stores them), set at `block`."""
+        uid = self.storage[("SubtensorModule", "Uids", (self.netuid, hotkey))]
+        self._store_row(uid, sorted(weights.items()), self.head if block is None else block)
+
+    def _store_row(self, uid: int, row: list[tuple[int, int]], block: int) -> None:
+        self.storage[("SubtensorModule", "Weights", (self.netuid, uid))] = row
+        last = list(self.storage.get(("SubtensorModule", "LastUpdate", (self.netuid,)), []) or [])
+        last += [0] * (uid + 1 - len(last))
+        last[uid] = block
+        self.storage[("SubtensorModule", "LastUpdate", (self.netuid,))] = last
 
     def deregister(self, hotkey: str) -> None:
         self.neurons = [n if n["hotkey"] != hotkey else {"hotkey": f"replaced-{hotkey}", "coldkey": "x"}
@@ -111,6 +125,11 @@ class FakeChain:
             return list(self.commitments.items())
         if (module, storage_function) == ("SubtensorModule", "Uids"):
             return [(n["hotkey"], uid) for uid, n in enumerate(self.neurons)]
+        if (module, storage_function) == ("SubtensorModule", "Weights"):
+            # A double map (netuid, uid) → row; the SDK iterates it under the netuid prefix.
+            prefix = tuple(params or [])
+            return [(key[len(prefix)], row) for (mod, name, key), row in sorted(self.storage.items())
+                    if (mod, name) == (module, storage_function) and key[:len(prefix)] == prefix]
         return []
 
     async def query_batch(self, module: str, storage_function: str, param_sets: list[list],
@@ -120,11 +139,15 @@ class FakeChain:
     async def runtime_call(self, api: str, method: str, params: list, block_hash: str | None = None) -> Any:
         self._maybe_fail()
         if method.endswith("metagraph"):
+            last = list(self.storage.get(("SubtensorModule", "LastUpdate", (self.netuid,)), []) or [])
             return {"netuid": self.netuid, "block": self._number_of(block_hash), "tempo": 360, "last_step": 0,
                     "blocks_since_last_step": 0, "owner_hotkey": "owner", "owner_coldkey": "owner",
                     "network_registered_at": 0, "hotkeys": [n["hotkey"] for n in self.neurons],
                     "coldkeys": [n["coldkey"] for n in self.neurons],
-                    "active": [True] * len(self.neurons)}
+                    "active": [True] * len(self.neurons),
+                    "validator_permit": [n.get("permit", False) for n in self.neurons],
+                    "total_stake": [n.get("stake", 0) for n in self.neurons],
+                    "last_update": last + [0] * (len(self.neurons) - len(last))}
         raise NotImplementedError(f"{api}.{method}")
 
     async def constant(self, module: str, name: str) -> Any:
@@ -140,10 +163,8 @@ class FakeChain:
         self.submitted.append((call, keypair.ss58_address))
         if call.function == "set_mechanism_weights":
             uid = self.storage[("SubtensorModule", "Uids", (self.netuid, keypair.ss58_address))]
-            last = list(self.storage.get(("SubtensorModule", "LastUpdate", (self.netuid,)), []) or [])
-            last += [0] * (uid + 1 - len(last))
-            last[uid] = self.head
-            self.storage[("SubtensorModule", "LastUpdate", (self.netuid,))] = last
+            params = call.params
+            self._store_row(uid, list(zip(params["dests"], params["weights"], strict=True)), self.head)
         elif call.function == "set_commitment":
             fields = [entry for group in call.params["info"]["fields"] for entry in group]
             self.commitments[keypair.ss58_address] = {

@@ -369,3 +369,48 @@ def test_redis_down_is_one_line_per_iteration(world, redis_url, caplog):
     assert delays == [2.0, 4.0]
     assert caplog.records and not any(r.exc_info for r in caplog.records)
     assert any("could not publish chain status" in r.getMessage() for r in caplog.records)
+
+
+def test_the_subnet_weights_every_validator_set_are_kept_for_the_dashboard(world):
+    """Each iteration reads every validator's row (through the real SDK) and keeps it in Redis; the
+    API's view says who agrees with the stake-weighted consensus and who does not."""
+    from api.subnet_view import subnet_view
+    from state.chain import load_subnet_weights, weights_history
+
+    chain, service, redis = world["chain"], world["service"], world["redis"]
+    chain.register("hk-big-validator", "cold-big", stake_tao=3000, permit=True)
+    chain.register("hk-small-validator", "cold-small", stake_tao=1000, permit=True)
+    chain.register("hk-idle-validator", "cold-idle", stake_tao=10, permit=True)
+    m1 = len(chain.neurons)  # _finish_run registers the miners in this order
+    m2 = m1 + 1
+    _finish_run(world, {"m1": (m1, 1.5), "m2": (m2, 1.25)})
+    set_at = chain.head - 20
+    chain.set_weights("hk-big-validator", {m1: 65535}, block=set_at)
+    chain.set_weights("hk-small-validator", {m2: 65535}, block=chain.head - 5)
+    chain.head += 1
+    service.step()
+
+    found = load_subnet_weights(redis)
+    assert found is not None and found.error == "" and found.block == chain.head
+    rows = {v.hotkey: v for v in found.validators}
+    assert rows["hk-big-validator"].weights == {m1: pytest.approx(1.0)}
+    assert rows["hk-small-validator"].weights == {m2: pytest.approx(1.0)}
+    assert rows["hk-idle-validator"].weights == {} and rows["hk-idle-validator"].validator_permit
+    assert [v.hotkey for v in found.validators][:2] == ["hk-big-validator", "hk-small-validator"]  # by stake
+    # This validator's own row is the one it just set: read back from chain like any other.
+    own = rows[found.own_hotkey or ""]
+    assert own.uid == world["validator_uid"] and set(own.weights) == {m1, m2}
+    assert weights_history(redis)[-1].weights == service.status.last_set.weights
+
+    view = subnet_view(found)
+    shown = {v.hotkey: v for v in view.validators}
+    assert shown["hk-big-validator"].blocks_since_update == chain.head - set_at
+    assert shown["hk-big-validator"].top[0].uid == m1
+    assert shown["hk-idle-validator"].agreement is None
+    assert shown[found.own_hotkey or ""].this_validator
+    # Stake 3000 says m1, 1000 says m2 (own stake is 0): consensus 0.75 / 0.25, and they part on both.
+    miners = {m.uid: m for m in view.miners}
+    assert miners[m1].consensus == pytest.approx(0.75) and miners[m2].consensus == pytest.approx(0.25)
+    assert miners[m1].min == 0.0 and miners[m1].max == pytest.approx(1.0)
+    assert shown["hk-big-validator"].agreement == pytest.approx(0.75)
+    assert shown["hk-small-validator"].agreement == pytest.approx(0.25)

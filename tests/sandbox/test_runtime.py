@@ -180,7 +180,7 @@ def _worker(redis_url: str, name: str, *args: str) -> subprocess.CompletedProces
 def test_worker_says_which_runtime_and_refuses_a_gpu_it_cannot_serve(runsc, tmp_path):
     """A real worker under runsc: ready on CPU; on a GPU with Debian's runsc (no nvproxy), it
     takes no job and says why in its log and /v1/status."""
-    from api.routes_status import status
+    from api.status import build_status
 
     server = RedisServer(tmp_path / "redis")
     server.start()
@@ -190,7 +190,7 @@ def test_worker_says_which_runtime_and_refuses_a_gpu_it_cannot_serve(runsc, tmp_
         assert cpu.returncode == 0, cpu.stderr
         assert "benchmark containers run under runsc" in cpu.stderr
         gpu = _worker(server.url, "runtime-gpu", "--gpu", "0")
-        shown = {w.name: w for w in status(redis).workers}
+        shown = {w.name: w for w in build_status(redis).workers}
     finally:
         server.kill()
     assert shown["runtime-cpu"].sandbox_runtime is ContainerRuntime.RUNSC

@@ -212,8 +212,10 @@ def test_infrastructure_failure_ends_error_and_the_run_still_sets_weights(world)
     assert shown["state"] == "error" and shown["reason"] == failed.reason
     assert 'edgemaxx_jobs_total{outcome="error"} 1.0' in httpx.get(f"{world['base']}/metrics", timeout=10).text
     assert ended.end.weights == {faster: 1.0} and ended.end.hotkeys == {faster: "hk-faster"}
-    # The run's images went with its end: its weights are frozen.
-    assert not redis.exists(keys.outputs(run.id, "hk-faster"))
+    # At its end the run keeps only what the dashboard shows: the best submissions' images (and the
+    # baseline's); the weights are frozen.
+    assert redis.exists(keys.outputs(run.id, "hk-faster"))
+    assert not redis.exists(keys.outputs(run.id, "hk-garbage"))
     assert records["hk-faster"].gpu is None, "measured without a GPU, and the record says so"
 
     _step(world, "ok")
@@ -365,3 +367,18 @@ def test_run_history_survives_a_restart_of_every_service(world):
     openapi = httpx.get(f"{base}/openapi.json", timeout=10).json()
     assert {"/v1/runs", "/v1/runs/{run_id}"} <= set(openapi["paths"])
     assert "RunDetail" in openapi["components"]["schemas"]
+
+
+def test_an_ended_run_keeps_the_best_submissions_images_and_their_baselines():
+    from edgemaxx.models import SourceKind, SubmissionSource
+    from state.records import SubmissionRecord
+    from state.runs import kept_outputs
+
+    source = SubmissionSource(kind=SourceKind.LOCAL, path="/x")
+    records = [SubmissionRecord(hotkey=f"hk{i}", source=source, score=1.0 + i / 10, block=i, worker=f"w{i % 2}",
+                                state=SubmissionState.SCORED) for i in range(8)]
+    records.append(SubmissionRecord(hotkey="hk-invalid", source=source, state=SubmissionState.INVALID))
+    kept = kept_outputs(records, ["baseline@w0", "baseline@w1", "baseline@w9"], keep=3)
+    assert kept == ["baseline@w0", "baseline@w1", "hk7", "hk6", "hk5"]
+    # Nothing scored: one baseline stays (the demo shows it alone).
+    assert kept_outputs(records[-1:], ["baseline@w1", "baseline@w0"]) == ["baseline@w0"]
