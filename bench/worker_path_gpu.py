@@ -32,6 +32,17 @@ from bench.gpu_harness import FIXTURES, HOST_ENV, host_paths, make_environment
 from edgemaxx.models import BackendChoice
 
 GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-reseeded", "flux-full-reseeded")]
+
+
+def crashing_copy(fixture: Path, target: Path) -> Path:
+    """`fixture` (its lock, so its environment) with a main that crashes at load: the GPU machine's
+    Python is 3.12 and the crash-at-load fixture's lock wants 3.11."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(fixture, target)
+    (target / "src" / "main.py").write_text(
+        "def main():\n    raise RuntimeError('CUDA error: out of memory (simulated crash at load)')\n")
+    subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
+    return target
 CPU_ENTRANTS = [("hk-faster", "flux-faster"), ("hk-crash", "crash-at-load"), ("hk-garbage", "garbage-output")]
 
 
@@ -112,6 +123,9 @@ def main() -> None:
     os.chmod(work, 0o755)
     os.chmod(work / "data", 0o755)
     entrants = CPU_ENTRANTS if args.cpu else GPU_ENTRANTS
+    paths = {fixture: FIXTURES / fixture for _, fixture in entrants}
+    if not args.cpu:
+        paths["crash-at-load"] = crashing_copy(FIXTURES / "flux-full", work / "crash-at-load")
 
     # 1. The contest, Redis, the environment every child gets.
     contest_path = contest_file(work / "contest.toml", "flux-baseline" if args.cpu else "flux-full",
@@ -130,7 +144,7 @@ def main() -> None:
            "EDGEMAXX_DISK_MIN_FREE_GB": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("EDGEMAXX_WHEELHOUSE", None)
     seeded = seed_environments(env, [FIXTURES / ("flux-baseline" if args.cpu else "flux-full"),
-                                     *(FIXTURES / f for _, f in entrants)], make_environment())
+                                     *(paths[f] for _, f in entrants)], make_environment())
     print(f"environments seeded: {seeded}", flush=True)
 
     # 2. A builder and a GPU worker, as separate processes.
@@ -158,7 +172,7 @@ def main() -> None:
         started = time.time()
         run = start_run(redis, settings, contest, f"worker-path-{time.time_ns()}")
         for block, (hotkey, fixture) in enumerate(entrants, start=1):
-            submit(redis, settings, run, hotkey, SubmissionSource(kind=SourceKind.LOCAL, path=FIXTURES / fixture),
+            submit(redis, settings, run, hotkey, SubmissionSource(kind=SourceKind.LOCAL, path=paths[fixture]),
                    uid=block, block=block)
 
         # 4. Until the run ends.
@@ -194,7 +208,7 @@ def main() -> None:
                 own = (m.load_time_s or 0.0) + sum(m.warmup_times_s) + sum(m.generation_times_s)
             # Baseline measurements made inside this job are the validator's too, but counted apart.
             in_job = sum(p.seconds for p in pool if record and record.measured_after is not None
-                         and p.after_submissions == record.measured_after and p.after_submissions > 0)
+                         and p.after_submissions == record.measured_after)
             rows.append({
                 "hotkey": hotkey, "fixture": fixture, "state": record.state.value if record else None,
                 "reason": record.reason if record else "", "score": record.score if record else None,

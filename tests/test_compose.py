@@ -232,7 +232,7 @@ def test_faster_example_scores_above_the_baseline_through_a_worker_restart(deplo
     assert mounts["/app"]["Source"].startswith(str(deployment["data"] / "runs")), "host paths, as outside"
     assert not any(k.startswith("EDGEMAXX") for k in (e.split("=", 1)[0] for e in config["Env"]))
     compose("restart", "worker-cpu", timeout=120)
-    assert "SIGTERM while busy" in compose.logs("worker-cpu")
+    assert "stopping the job in flight to requeue it" in compose.logs("worker-cpu")
 
     record = _wait(lambda: _final(deployment, "hk-faster"), 900, "hk-faster to be scored", compose, 2)
     assert record["state"] == "scored", record

@@ -166,7 +166,13 @@ def similarity_warnings(contest_ids: list[str] | None) -> list[str]:
         if importlib.util.find_spec(package) is None:
             found.append(f"{contest.id}: {metric.value} is unavailable ({package} is not installed: "
                          "the `scoring` extra); its submissions cannot be scored here")
-        elif metric is SimilarityMetric.LPIPS_ALEX and not (torch_hub_dir() / "checkpoints" / ALEXNET_FILE).is_file():
+            continue
+        try:  # installed is not enough: stlpips imports IPython and torchsummary without declaring them
+            importlib.import_module("lpips" if metric is SimilarityMetric.LPIPS_ALEX else "stlpips_pytorch.stlpips")
+        except ImportError as exc:
+            found.append(f"{contest.id}: {metric.value} is unavailable ({package} does not import: {exc}); "
+                         "its submissions cannot be scored here")
+        if metric is SimilarityMetric.LPIPS_ALEX and not (torch_hub_dir() / "checkpoints" / ALEXNET_FILE).is_file():
             found.append(f"{contest.id}: LPIPS is unavailable (its AlexNet backbone {ALEXNET_FILE} is not in "
                          f"{torch_hub_dir() / 'checkpoints'}; the image was built with FETCH_LPIPS_WEIGHTS=0); "
                          "its submissions cannot be scored here")
