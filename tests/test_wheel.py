@@ -87,3 +87,15 @@ def test_bench_runs_from_the_installed_wheel(installed: Path, tmp_path: Path, se
     assert report["baseline"]["status"] == "ok" and report["submission"]["status"] == "ok"
     assert report["score"] is not None and set(report["score_terms"]) == {"generation_time", "similarity"}
     assert report["similarity"]["min"] > 0.99, "the faster fixture reproduces the baseline's images"
+
+
+def test_wheel_carries_the_dashboard(installed: Path, tmp_path: Path):
+    """Every page and asset the API serves is in the wheel (a missing one is a 500 in production)."""
+    code = ("from importlib import resources; import api.pages as p; "
+            "static = resources.files('api') / 'static'; print(static); "
+            "print([n for n in [*p.PAGES.values(), *p.ASSETS] if not (static / n).is_file()])")
+    result = _run(installed, [str(installed / "bin" / "python"), "-c", code], tmp_path)
+    assert result.returncode == 0, result.stderr
+    static, missing = result.stdout.splitlines()
+    assert static.startswith(str(installed / "lib")), "the pages must come from the wheel, not the checkout"
+    assert missing == "[]", f"not in the wheel: {missing}"
