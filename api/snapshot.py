@@ -6,7 +6,7 @@ progress change without a write), the rest when run state changes (`state.runs.v
 counter every write of run state bumps, read here every `poll_s`). A stale entry is still served
 while one rebuild runs in a thread (stale-while-revalidate), so no client waits on Redis except
 the first. Each body carries an ETag: a client that sends it back in If-None-Match gets a 304
-and no body. What a client sees is at most about a second old.
+and no body. What a client sees is at most a few seconds old.
 
 Redis down: the poll notices within `poll_s`; from then on nothing stale is served, so a
 route's own handling (a 503, or the status saying so) answers.
@@ -34,6 +34,10 @@ from state import runs
 log = logging.getLogger(__name__)
 
 STATUS_MAX_AGE_S = 1.0
+# A stale entry is served while it is rebuilt only if it was built this recently: with clients
+# polling, entries stay young; the first client after a quiet spell (or after a write to an entry
+# built long ago) waits for the rebuild instead of getting old data.
+STALE_SERVED_S = 3.0
 VERSIONED_MAX_AGE_S = 60.0  # a safety net: run state that changed without bumping the counter
 ENTRIES_KEPT = 256  # past runs, contests, ...: the least recently served go first
 JSON_CACHE_CONTROL = "no-cache"  # a browser revalidates every time (a 304 when nothing changed)
@@ -128,7 +132,7 @@ class Snapshot:
             self.entries.move_to_end(key)
             if self._fresh(entry, max_age, versioned):
                 return entry
-            if self.version is not None:
+            if self.version is not None and time.monotonic() - entry.built_at < STALE_SERVED_S:
                 self._rebuild(key, build, versioned)
                 return entry
         return await asyncio.shield(self._rebuild(key, build, versioned))
