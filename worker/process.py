@@ -206,12 +206,13 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     redis = Redis.from_url(settings.redis_url)
     name = worker_name(kind, gpu, name)
     settings = settings.model_copy(update={"gpu": gpu, "owner": name})
+    # First: a misconfigured box says why in one line and waits (before anything probes the GPU).
+    preflight.ensure_ready(settings, redis, kind, name, gpu, contests)
     card = gpu_name(gpu) if gpu is not None else None
     served, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
     queue_names = ([keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
                    [keys.queue_gpu(c) for c in served])
 
-    preflight.ensure_ready(settings, redis, kind, name, gpu, contests)  # misconfigured: one-line reason, wait
     # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,
     #    jobs. Then mark our own processes (work horses inherit it) for our successor.
     reap_leftovers(settings, name)
