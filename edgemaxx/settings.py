@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -127,6 +128,11 @@ class Settings(BaseSettings):
 
     # The service.
     redis_url: str | None = None  # None: `edgemaxx demo` starts an embedded Redis
+    # This machine's name among the validator's hosts (one Redis, several boxes): a submission is
+    # prepared and benchmarked on one host, whose builder and GPU workers carry this name. Every
+    # process of one box must say the same; two boxes must differ. Default: the hostname.
+    host: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     admin_token: SecretStr | None = None  # bearer token for the operator's POST routes
     # The validator's own hotkey: requests signed by it (bittensor http_auth) are the operator's.
     validator_hotkey: str | None = None
