@@ -177,6 +177,20 @@ class Settings(BaseSettings):
     chain_backoff_max_s: float = 300.0
 
     @property
+    def redis_url_shown(self) -> str:
+        """The Redis URL for logs and messages: its password masked."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        url = self.redis_url or ""
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
     def models_cache(self) -> Path:
         return self.models_dir or self.data_dir / "models"
 
