@@ -100,7 +100,7 @@ def _reassign(redis: Redis, settings: Settings, job: Job, away_from: str) -> str
     return f"requeued on {target}"
 
 
-def recover_lost_hosts(redis: Redis, settings: Settings, *, lock_s: int = 10) -> int:
+def recover_lost_hosts(redis: Redis, settings: Settings, lock_s: int = 10) -> int:
     """One pass: every job stranded on a host that can no longer run it (queued in that host's
     queues, or started by one of its workers that died), assigned again. Returns how many moved."""
     if not hosts.try_recovery_lock(redis, settings.host, lock_s):

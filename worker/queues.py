@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import math
 import random
+import re
 import time
 from typing import Any
 
@@ -63,11 +64,17 @@ def start_run(redis: Redis, settings: Settings, contest: Contest, seed: str, blo
     # host's builder prepares it ahead (a host that joins later: its GPU worker prepares it itself).
     targets: list[str | None] = [*sorted(live_hosts(redis, contest.id))] or [None]
     for host in targets:
+        suffix = f"-on-{_job_safe(host)}" if host else ""
         Queue(keys.queue_prepare_on(host) if host else keys.QUEUE_PREPARE, connection=redis).enqueue(
-            f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}" + (f"@{host}" if host else ""),
-            at_front=True, description="prepare baseline", **_job_options(settings, settings.prepare_retries))
+            f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}{suffix}", at_front=True,
+            description="prepare baseline", **_job_options(settings, settings.prepare_retries))
     schedule_finish(redis, settings, run_id, deadline)
     return run
+
+
+def _job_safe(text: str) -> str:
+    """RQ job ids take letters, digits, `_` and `-` only (host names may hold dots)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
 def schedule_finish(redis: Redis, settings: Settings, run_id: str, at: float) -> None:
