@@ -14,7 +14,8 @@ time), so recovery needs nobody but the surviving hosts. A job that moved and th
 from the lost host (a network split, not a crash) lands once: results are written with HSETNX.
 A job that can still run on its host (another live GPU worker of its contest there) stays: a
 worker's successor of the same name requeues it (worker.process.recover_orphans), or another
-worker of that host takes it.
+worker of that host takes it. So does a job no other host can take (a single box whose worker
+restarts): it waits for its host.
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ def _stranded(redis: Redis, live: Liveness, job: Job, host: str) -> bool:
     return host not in live.builders
 
 
+def _elsewhere(redis: Redis, live: Liveness, job: Job, host: str) -> bool:
+    """Whether another host can take the job now: with none, it waits for its own host to come
+    back (one box whose worker restarts must not see its queue shuffled)."""
+    kind = (job.func_name or "").rsplit(".", 1)[-1]
+    if kind in ("prepare_submission", "benchmark_submission"):
+        contest = _contest_of(redis, job)
+        return contest is not None and queues.assign_host(redis, contest, exclude=frozenset({host})) is not None
+    return bool(live.builders - {host})
+
+
 def _reassign(redis: Redis, settings: Settings, job: Job, away_from: str) -> str:
     """Put one job of a lost host where it can run; what was done, for the log."""
     kind = (job.func_name or "").rsplit(".", 1)[-1]
@@ -121,7 +132,8 @@ def recover_lost_hosts(redis: Redis, settings: Settings, lock_s: int = 10) -> in
                 continue
             worker = job.worker_name or ""
             host, _kind = live.worker_host.get(worker, ("", ""))
-            if worker in live.alive or host not in lost or not _stranded(redis, live, job, host):
+            if (worker in live.alive or host not in lost or not _stranded(redis, live, job, host)
+                    or not _elsewhere(redis, live, job, host)):
                 continue
             registry.remove_executions(job)
             what = _reassign(redis, settings, job, host)
@@ -137,7 +149,7 @@ def recover_lost_hosts(redis: Redis, settings: Settings, lock_s: int = 10) -> in
                 job = Job.fetch(job_id, connection=redis)
             except NoSuchJobError:
                 continue
-            if not _stranded(redis, live, job, owner):
+            if not _stranded(redis, live, job, owner) or not _elsewhere(redis, live, job, owner):
                 continue
             queue.remove(job_id)
             what = _reassign(redis, settings, job, owner)
