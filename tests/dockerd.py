@@ -50,14 +50,18 @@ class SecondEngine:
              "--pidfile", str(self.pidfile), "--bridge", "none", "--iptables=false", "--ip-masq=false",
              # Its own containerd, under its exec root, never the system one.
              "--containerd-namespace", self.name, "--containerd-plugins-namespace", f"{self.name}-plugins",
-             "--shutdown-timeout", "2"],
+             # Its containers in a cgroup of their own: a last sweep can find every process of theirs.
+             "--cgroup-parent", f"/{self.name}", "--shutdown-timeout", "2"],
             stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dockerd exited ({self.proc.returncode}):\n{self.tail()}")
-            if self.docker("version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0:
-                return self
+            try:
+                if self.docker("version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0:
+                    return self
+            except subprocess.TimeoutExpired:
+                pass
             time.sleep(0.5)
         raise RuntimeError(f"dockerd did not answer within {timeout_s:.0f} s:\n{self.tail()}")
 
@@ -110,27 +114,47 @@ class SecondEngine:
             except (ValueError, psutil.Error, OSError):
                 pass
 
+    def _kill_ours(self, *, shims: bool) -> None:
+        for proc in self._ours():
+            try:
+                if shims or "containerd-shim" not in " ".join(proc.cmdline()):
+                    proc.kill()
+                    proc.wait(10)
+            except psutil.Error:
+                pass
+
+    def _kill_containers(self) -> None:
+        """Every process left in this engine's cgroups (its containers'), on every hierarchy."""
+        for procs in Path("/sys/fs/cgroup").glob(f"**/{self.name}/**/cgroup.procs"):
+            try:
+                pids = [int(p) for p in procs.read_text().split()]
+            except OSError:
+                continue
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
     def remove(self) -> None:
-        """Everything of this engine gone: a (restarted, so its containers are stopped) daemon
-        stopped, leftover processes killed, mounts under its roots unmounted, its roots removed."""
+        """Everything of this engine gone: its containers stopped (by a restart of the engine, as
+        no live-restore is set, then a clean stop), leftover processes killed, mounts under its
+        roots unmounted, its roots removed."""
         self.stop()
         self._stop_stale()
+        self._kill_ours(shims=False)  # a killed engine's containerd; its shims hold the containers
         if self.data_root.exists():
-            # Containers of a killed engine outlive it in their shims: a restart stops them
-            # (no live-restore), then a clean stop.
             try:
                 self.start(timeout_s=30)
             except RuntimeError:
                 pass
             self.stop()
-        for proc in self._ours():
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
+        self._kill_ours(shims=True)
+        self._kill_containers()
         for root in (self.data_root, self.exec_root):
+            # dockerd bind-mounts its data root on itself (and overlays under it).
             mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
-                      if line.split()[1].startswith(str(root) + "/")]
+                      if line.split()[1] == str(root) or line.split()[1].startswith(str(root) + "/")]
             for mount in sorted(mounts, key=len, reverse=True):
                 subprocess.run(["umount", "-l", mount], capture_output=True, timeout=30, check=False)
             shutil.rmtree(root, ignore_errors=True)
