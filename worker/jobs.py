@@ -113,8 +113,8 @@ def _prepare_baseline_here(run_id: str) -> PreparedSubmission | str:
     return prepared
 
 
-def prepare_baseline(run_id: str, host: str | None = None) -> str:
-    """On a builder: the run's baseline, on this host (`host`: the queue it was meant for)."""
+def prepare_baseline(run_id: str) -> str:
+    """On a builder: the run's baseline, on this host (each host that benchmarks needs its own)."""
     started = time.monotonic()
     try:
         outcome = _prepare_baseline_here(run_id)
