@@ -69,6 +69,15 @@ def _prepare_jobs(redis: Redis, run_id: str) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def _baseline_jobs(redis: Redis, run_id: str, builder: str) -> list[dict[str, Any]]:
+    found = []
+    for key in redis.scan_iter(match=f"rq:job:baseline-{run_id}*", count=500):
+        info = _job(redis, key.decode().removeprefix("rq:job:"))
+        if info and info["worker"] == builder and info["started"] and info["ended"]:
+            found.append(info)
+    return found
+
+
 def measure(two: TwoHosts, count: int) -> dict[str, Any]:
     redis = two.redis()
     run = queues.start_run(redis, two.settings(), load_contest(str(two.contest)), f"bench-{time.time_ns()}")
@@ -107,8 +116,13 @@ def measure(two: TwoHosts, count: int) -> dict[str, Any]:
                 lo, hi = max(gap_start, b_start), min(gap_end, b_end)
                 covered = max(covered, hi - lo)
             idle_waiting += covered
+        baseline_builds = [p["ended"] - p["started"] for p in _baseline_jobs(redis, run.id, host.builder)]
         per_worker[host.worker] = {
             "host": host.name, "benchmarks": len(mine),
+            # The first benchmark includes this worker's baseline measurement; before it, the GPU
+            # waits for the baseline's and the first submission's preparation (nothing to run yet).
+            "run_start_to_first_benchmark_s": round(mine[0]["started"] - started, 3) if mine else None,
+            "baseline_prepare_s": [round(b, 3) for b in baseline_builds],
             "ready_to_start_s": [round(b["started"] - b["enqueued"], 3) for b in mine if b["enqueued"]],
             "idle_between_benchmarks_s": round(idle_total, 3),
             "idle_waiting_for_builds_s": round(idle_waiting, 3),
@@ -130,11 +144,15 @@ def measure(two: TwoHosts, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--submissions", type=int, default=6)
+    parser.add_argument("--backend", choices=["docker", "process"], default="docker",
+                        help="docker: two engines, images seeded from this machine's (cache hits); process: "
+                             "no engine, each host builds its venvs from nothing (builds that take time)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="multihost-bench-") as tmp:
-        with TwoHosts(Path(tmp), FIXTURES) as two:
+        with TwoHosts(Path(tmp), FIXTURES, backend=args.backend) as two:
             result = measure(two, args.submissions)
+    result["backend"] = args.backend
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                          "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     text = json.dumps(result, indent=2)

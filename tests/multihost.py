@@ -72,8 +72,12 @@ class Host:
 class TwoHosts:
     """Everything started on `__enter__` and removed on `__exit__`, whatever failed."""
 
-    def __init__(self, tmp: Path, fixtures: list[str], *, heartbeat_ttl_s: int = 6) -> None:
+    def __init__(self, tmp: Path, fixtures: list[str], *, heartbeat_ttl_s: int = 6,
+                 backend: str = "docker") -> None:
+        """`backend="process"`: no engines at all, each host builds its own venvs in its own data
+        directory from nothing (bench/multi_host_wait.py --backend process: builds that take time)."""
         tag = uuid.uuid4().hex[:6]
+        self.backend = backend
         self.tmp = tmp
         self.fixtures = fixtures
         self.heartbeat_ttl_s = heartbeat_ttl_s
@@ -82,7 +86,8 @@ class TwoHosts:
         self.redis_server = RedisServer(tmp / "redis", password=self.password)
         self.engine = SecondEngine()
         self.a = Host(f"mh-a-{tag}", TEST_DATA / f"multihost-a-{tag}", None)
-        self.b = Host(f"mh-b-{tag}", TEST_DATA / f"multihost-b-{tag}", self.engine.host)
+        self.b = Host(f"mh-b-{tag}", TEST_DATA / f"multihost-b-{tag}",
+                      self.engine.host if backend == "docker" else None)
         self.api_port = free_port()
         self.api: Service | None = None
 
@@ -125,7 +130,7 @@ class TwoHosts:
 
     def _env(self, host: Host) -> dict[str, str]:
         env = {**os.environ, "EDGEMAXX_REDIS_URL": self.redis_server.url, "EDGEMAXX_HOST": host.name,
-               "EDGEMAXX_DATA_DIR": str(host.data_dir), "EDGEMAXX_SANDBOX_BACKEND": "docker",
+               "EDGEMAXX_DATA_DIR": str(host.data_dir), "EDGEMAXX_SANDBOX_BACKEND": self.backend,
                "EDGEMAXX_SANDBOX_MEMORY_MB": "2048", "EDGEMAXX_WORKER_HEARTBEAT_TTL_S": str(self.heartbeat_ttl_s),
                "EDGEMAXX_PREPARE_RETRIES": "1", "EDGEMAXX_BENCHMARK_RETRIES": "1",
                "EDGEMAXX_API_PORT": str(self.api_port), "EDGEMAXX_SHUTDOWN_TIMEOUT_S": "10",
@@ -142,9 +147,10 @@ class TwoHosts:
                 host.data_dir.mkdir(parents=True, exist_ok=True)
                 os.chmod(host.data_dir, 0o755)
             self.redis_server.start()
-            self.engine.remove()  # an earlier run's, if CI kept it
-            self.engine.start()
-            self._seed_engine()
+            if self.backend == "docker":
+                self.engine.remove()  # an earlier run's, if CI kept it
+                self.engine.start()
+                self._seed_engine()
             self.api = Service(["api"], self._env(self.a), self.tmp / "api.log").start()
             for host in self.hosts:
                 env = self._env(host)
@@ -173,7 +179,8 @@ class TwoHosts:
                 part.stop()
             except Exception:  # noqa: BLE001 - teardown goes on
                 part.kill_tree()
-        self.engine.remove()
+        if self.backend == "docker":
+            self.engine.remove()
         if self.redis_server.proc is not None and self.redis_server.proc.poll() is None:
             self.redis_server.kill()
         for host in self.hosts:
