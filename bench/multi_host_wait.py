@@ -34,7 +34,7 @@ from redis import Redis
 from rq.job import Job
 
 from edgemaxx.contest import load_contest
-from edgemaxx.models import SourceKind, SubmissionSource
+from edgemaxx.models import Backend, SourceKind, SubmissionSource
 from state import runs
 from state.records import SubmissionRecord
 from tests.conftest import fixture_path
@@ -144,7 +144,7 @@ def measure(two: TwoHosts, count: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--submissions", type=int, default=6)
-    parser.add_argument("--backend", choices=["docker", "process"], default="docker",
+    parser.add_argument("--backend", type=Backend, choices=list(Backend), default=Backend.DOCKER,
                         help="docker: two engines, images seeded from this machine's (cache hits); process: "
                              "no engine, each host builds its venvs from nothing (builds that take time)")
     parser.add_argument("--out", type=Path)
@@ -152,7 +152,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="multihost-bench-") as tmp:
         with TwoHosts(Path(tmp), FIXTURES, backend=args.backend) as two:
             result = measure(two, args.submissions)
-    result["backend"] = args.backend
+    result["backend"] = args.backend.value
     result["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                          "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     text = json.dumps(result, indent=2)

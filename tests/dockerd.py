@@ -1,6 +1,7 @@
 """A second Docker engine on this machine, standing in for a second host's: its own socket, data
-root, exec root (and so its own containerd), pid file, no bridge and no iptables (sandboxes are
-network-less; the engine that serves everyone else is never touched).
+root, exec root (and so its own containerd), pid file, network namespace, no bridge and no iptables
+(sandboxes are network-less; the engine that serves everyone else is never touched: in the host's
+namespace `--bridge none` would delete that engine's docker0).
 
 Safe to use again on a machine that kept state from an earlier run (CI keeps /var/lib): a daemon
 an earlier run left is stopped, and its data root removed, before starting.
@@ -44,10 +45,17 @@ class SecondEngine:
         binary = shutil.which("dockerd")
         assert binary, "dockerd is not installed (scripts/setup installs it)"
         self.exec_root.mkdir(parents=True, exist_ok=True)
+        config = self.exec_root / "daemon.json"  # not /etc/docker/daemon.json: the main engine's
+        config.write_text("{}\n")
         handle = self.log.open("ab")
+        # Its own network namespace: with `--bridge none` dockerd deletes the interface named docker0
+        # at start, which in the host's namespace is the main engine's bridge (every later container
+        # and build there then fails with "could not find bridge docker0"). The socket is a path, so
+        # clients reach it from any namespace. (Lead's fix, 15:30: docker0 vanished on this machine.)
         self.proc = subprocess.Popen(
-            [binary, "--host", self.host, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-             "--pidfile", str(self.pidfile), "--bridge", "none", "--iptables=false", "--ip-masq=false",
+            ["unshare", "--net", binary, "--host", self.host, "--data-root", str(self.data_root),
+             "--exec-root", str(self.exec_root), "--pidfile", str(self.pidfile), "--config-file", str(config),
+             "--bridge", "none", "--iptables=false", "--ip-masq=false",
              # Its own containerd, under its exec root, never the system one.
              "--containerd-namespace", self.name, "--containerd-plugins-namespace", f"{self.name}-plugins",
              # Its containers in a cgroup of their own: a last sweep can find every process of theirs.

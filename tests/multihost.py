@@ -73,8 +73,8 @@ class TwoHosts:
     """Everything started on `__enter__` and removed on `__exit__`, whatever failed."""
 
     def __init__(self, tmp: Path, fixtures: list[str], *, heartbeat_ttl_s: int = 6,
-                 backend: str = "docker") -> None:
-        """`backend="process"`: no engines at all, each host builds its own venvs in its own data
+                 backend: Backend = Backend.DOCKER) -> None:
+        """`Backend.PROCESS`: no engines at all, each host builds its own venvs in its own data
         directory from nothing (bench/multi_host_wait.py --backend process: builds that take time)."""
         tag = uuid.uuid4().hex[:6]
         self.backend = backend
@@ -87,7 +87,7 @@ class TwoHosts:
         self.engine = SecondEngine()
         self.a = Host(f"mh-a-{tag}", TEST_DATA / f"multihost-a-{tag}", None)
         self.b = Host(f"mh-b-{tag}", TEST_DATA / f"multihost-b-{tag}",
-                      self.engine.host if backend == "docker" else None)
+                      self.engine.host if backend is Backend.DOCKER else None)
         self.api_port = free_port()
         self.api: Service | None = None
 
@@ -130,7 +130,7 @@ class TwoHosts:
 
     def _env(self, host: Host) -> dict[str, str]:
         env = {**os.environ, "EDGEMAXX_REDIS_URL": self.redis_server.url, "EDGEMAXX_HOST": host.name,
-               "EDGEMAXX_DATA_DIR": str(host.data_dir), "EDGEMAXX_SANDBOX_BACKEND": self.backend,
+               "EDGEMAXX_DATA_DIR": str(host.data_dir), "EDGEMAXX_SANDBOX_BACKEND": self.backend.value,
                "EDGEMAXX_SANDBOX_MEMORY_MB": "2048", "EDGEMAXX_WORKER_HEARTBEAT_TTL_S": str(self.heartbeat_ttl_s),
                "EDGEMAXX_PREPARE_RETRIES": "1", "EDGEMAXX_BENCHMARK_RETRIES": "1",
                "EDGEMAXX_API_PORT": str(self.api_port), "EDGEMAXX_SHUTDOWN_TIMEOUT_S": "10",
@@ -147,7 +147,7 @@ class TwoHosts:
                 host.data_dir.mkdir(parents=True, exist_ok=True)
                 os.chmod(host.data_dir, 0o755)
             self.redis_server.start()
-            if self.backend == "docker":
+            if self.backend is Backend.DOCKER:
                 self.engine.remove()  # an earlier run's, if CI kept it
                 self.engine.start()
                 self._seed_engine()
@@ -179,7 +179,7 @@ class TwoHosts:
                 part.stop()
             except Exception:  # noqa: BLE001 - teardown goes on
                 part.kill_tree()
-        if self.backend == "docker":
+        if self.backend is Backend.DOCKER:
             self.engine.remove()
         if self.redis_server.proc is not None and self.redis_server.proc.poll() is None:
             self.redis_server.kill()
