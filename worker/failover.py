@@ -138,8 +138,7 @@ def recover_lost_hosts(redis: Redis, settings: Settings, lock_s: int = 10) -> in
             registry.remove_executions(job)
             what = _reassign(redis, settings, job, host)
             moved += 1
-            log.warning("%s cannot run on %s any more: %s (started by %s, which died) %s",
-                        job_id, host, job_id, worker, what)
+            log.warning("%s cannot run on %s any more (started by %s, which died): %s", job_id, host, worker, what)
         # 2. Waiting in the queue of a host that can no longer run it.
         owner = next((h for h in lost if name in queues.host_queue_names(h, live.contests)), None)
         if owner is None:
