@@ -15,7 +15,8 @@ from redis.exceptions import RedisError
 from api.deps import RedisDep
 from edgemaxx.contest import all_contests
 from state import metrics, workers
-from worker.queues import queue_depths
+from state.hosts import known_hosts
+from worker.queues import host_queue_depths, queue_depths
 
 router = APIRouter(tags=["metrics"])
 
@@ -26,7 +27,10 @@ class RedisCollector(Collector):
 
     def collect(self) -> Iterator:
         try:
-            depths = queue_depths(self.redis, [c.id for c in all_contests()])
+            contest_ids = [c.id for c in all_contests()]
+            depths = queue_depths(self.redis, contest_ids)
+            for host in known_hosts(self.redis):  # each host's own queues too
+                depths |= host_queue_depths(self.redis, host, contest_ids)
             counters = metrics.counters(self.redis)
             durations = metrics.durations(self.redis)
             seen = workers.list_workers(self.redis)

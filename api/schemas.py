@@ -21,6 +21,7 @@ from state.records import (
 class WorkerPublic(BaseModel):
     name: str
     kind: str
+    host: str = Field(default="", description="the box it runs on (EDGEMAXX_HOST)")
     gpu: int | None
     gpu_name: str | None
     tier: SandboxTier | None = None
@@ -71,6 +72,18 @@ class WeightsStatus(BaseModel):
     activity_cutoff_blocks: int | None = None
 
 
+class HostPublic(BaseModel):
+    """One box of the validator: its workers, its own queues, its disk and cache."""
+
+    host: str
+    alive: bool = Field(description="some worker of it has a fresh heartbeat")
+    builders: int = Field(description="live builders")
+    gpu_workers: int = Field(description="live GPU workers")
+    workers: list[str] = Field(default_factory=list, description="names of its workers, live or not")
+    queues: dict[str, int] = Field(default_factory=dict, description="its own queues' depths")
+    housekeeping: HousekeepingReport | None = Field(default=None, description="its last pass: disk, model cache")
+
+
 class StatusPublic(BaseModel):
     healthy: bool
     redis: bool
@@ -85,6 +98,7 @@ class StatusPublic(BaseModel):
     weights: WeightsStatus | None = None
     disk_low: bool = False
     housekeeping: list[HousekeepingReport] = Field(default_factory=list, description="each host's last pass")
+    hosts: list[HostPublic] = Field(default_factory=list, description="the workers grouped by host")
     warnings: list[str] = Field(default_factory=list, description="what an operator should look at")
 
 
@@ -119,6 +133,7 @@ class LeaderboardRow(BaseModel):
     worker: str | None = Field(default=None, description="the worker that measured it (its baseline is the "
                                                          "reference)")
     block: int | None = Field(default=None, description="the block it was committed at")
+    host: str | None = Field(default=None, description="the host that measured it")
 
 
 class ContestPublic(BaseModel):
@@ -149,6 +164,9 @@ class SubmissionPublic(BaseModel):
     summary: dict | None
     worker: str | None
     gpu: str | None = Field(default=None, description="the card that measured it; null: no GPU")
+    host: str | None = Field(default=None, description="the host it was assigned to, then the one that measured it")
+    prepared_by_gpu_s: float = Field(default=0.0, description="seconds its GPU worker spent preparing it "
+                                     "(its host's build was missing); 0 when prepared ahead")
     baseline_measurements: int | None = Field(
         default=None, description="scored against the median of this many baseline measurements of its worker")
     baseline_drift: str = Field(default="", description="the baseline's drift around this measurement, if notable")

@@ -16,13 +16,14 @@ import time
 from redis import Redis
 from redis.exceptions import RedisError
 
-from api.schemas import ContestProgress, StatusPublic, WeightsStatus, WorkerPublic
+from api.schemas import ContestProgress, HostPublic, StatusPublic, WeightsStatus, WorkerPublic
 from edgemaxx.contest import all_contests
 from state import housekeeping, metrics, runs, workers
 from state.chain import load_chain_status
+from state.hosts import known_hosts
 from state.preflight import list_preflight
-from state.records import ChainStatus, RunState, SubmissionState
-from worker.queues import queue_depths
+from state.records import ChainStatus, HousekeepingReport, RunState, SubmissionState
+from worker.queues import host_queue_depths, queue_depths
 
 DURATIONS_USED = 50  # the newest benchmark durations the estimates come from
 WAITING = (SubmissionState.QUEUED, SubmissionState.PREPARING, SubmissionState.PREPARED)
@@ -70,6 +71,23 @@ def _run_eta(states: dict[str, int], serving: list[WorkerPublic], typical: float
     return waiting, max(in_flight, default=0.0) + rounds * typical
 
 
+def host_views(redis: Redis, shown: list[WorkerPublic], reports: list[HousekeepingReport],
+               contest_ids: list[str]) -> list[HostPublic]:
+    """The workers grouped by host, with each host's own queues and its last housekeeping report."""
+    names = {w.host for w in shown if w.host} | set(known_hosts(redis))
+    by_report = {r.host: r for r in reports}
+    out = []
+    for host in sorted(names):
+        mine = [w for w in shown if w.host == host]
+        out.append(HostPublic(
+            host=host, alive=any(w.alive for w in mine),
+            builders=sum(w.alive and w.kind == "builder" for w in mine),
+            gpu_workers=sum(w.alive and w.kind == "gpu" for w in mine),
+            workers=[w.name for w in mine], queues=host_queue_depths(redis, host, contest_ids),
+            housekeeping=by_report.get(host)))
+    return out
+
+
 def build_status(redis: Redis) -> StatusPublic:
     try:
         redis.ping()
@@ -83,7 +101,7 @@ def build_status(redis: Redis) -> StatusPublic:
     typical = typical_duration(redis)
     for worker, alive in workers.list_workers(redis):
         public = WorkerPublic(
-            name=worker.name, kind=worker.kind, gpu=worker.gpu, gpu_name=worker.gpu_name,
+            name=worker.name, kind=worker.kind, host=worker.host, gpu=worker.gpu, gpu_name=worker.gpu_name,
             tier=worker.tier, contests=worker.contests, refused=worker.refused, alive=alive,
             busy=worker.busy and alive, progress=worker.progress, busy_fraction=worker.busy_fraction(now),
             sandbox_runtime=worker.sandbox_runtime, sandbox_problem=worker.sandbox_problem)
@@ -115,7 +133,9 @@ def build_status(redis: Redis) -> StatusPublic:
     chain = load_chain_status(redis)
     if chain and chain.last_weights and not chain.last_weights.ok:
         warnings.append(f"weights: {chain.last_weights.message}")
-    return StatusPublic(healthy=any(w.alive for w in shown), redis=True, generated_at=now,
+    hosts = host_views(redis, shown, reports, contest_ids)
+    warnings += [f"host {h.host}: no live worker" for h in hosts if not h.alive and h.workers]
+    return StatusPublic(healthy=any(w.alive for w in shown), redis=True, generated_at=now, hosts=hosts,
                         workers=shown, queues=queue_depths(redis, contest_ids), contests=contests,
                         chain=chain, weights=weights_status(chain), disk_low=disk_low,
                         housekeeping=reports, warnings=warnings, preflight=list_preflight(redis))

@@ -52,6 +52,7 @@ def leaderboard(redis: Redis, run: ContestRun, contest: Contest,
             if record.state is SubmissionState.SCORED else None,
             flagged=flagged.get(record.hotkey, ""), copy_evidence=weighting.copies.get(record.hotkey),
             gpu=record.gpu, score_terms=record.score_terms, worker=record.worker, block=record.block,
+            host=record.host if record.worker else None,
         ))
     return rows
 
@@ -75,7 +76,8 @@ def _submission_fields(run: ContestRun, record: SubmissionRecord) -> dict:
         score_terms=record.score_terms, similarities=record.similarities,
         similarity_mean=record.similarity_mean, similarity_min=record.similarity_min,
         metrics=record.metrics, summary=record.metrics.summary() if record.metrics else None,
-        worker=record.worker, gpu=record.gpu, baseline_measurements=record.baseline_measurements,
+        worker=record.worker, gpu=record.gpu, host=record.host, prepared_by_gpu_s=record.prepared_by_gpu_s,
+        baseline_measurements=record.baseline_measurements,
         baseline_drift=record.baseline_drift, log_tail=record.log_tail, attempts=record.attempts,
         updated_at=record.updated_at,
     )

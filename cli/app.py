@@ -455,7 +455,7 @@ def healthcheck(
         ok, why = check_chain(settings)
     else:
         kind = "builder" if service is HealthTarget.BUILDER else "gpu"
-        ok, why = check_worker(settings, worker_name(kind, gpu, name))
+        ok, why = check_worker(settings, worker_name(kind, gpu, name, settings.host))
     (console if ok else err).print(why, markup=False, highlight=False)
     raise typer.Exit(0 if ok else 1)
 

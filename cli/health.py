@@ -55,7 +55,7 @@ def check_worker(settings: Settings, name: str) -> tuple[bool, str]:
         statuses = {status.name: status for status, _ in listed}
         report = load_preflight(redis, name)
     except RedisError as exc:
-        return False, f"Redis at {settings.redis_url} unreachable: {exc}"
+        return False, f"Redis at {settings.redis_url_shown} unreachable: {exc}"
     if alive.get(name) and statuses[name].sandbox_problem:
         return False, f"{name} takes no benchmark job: {statuses[name].sandbox_problem}"
     if alive.get(name):
@@ -77,7 +77,7 @@ def check_chain(settings: Settings) -> tuple[bool, str]:
     try:
         status = load_chain_status(_redis(settings))
     except RedisError as exc:
-        return False, f"Redis at {settings.redis_url} unreachable: {exc}"
+        return False, f"Redis at {settings.redis_url_shown} unreachable: {exc}"
     if status is None:
         return False, "the chain service has published no status yet"
     limit = settings.chain_backoff_max_s + settings.chain_poll_blocks * 12 + 120

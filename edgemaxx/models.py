@@ -247,6 +247,9 @@ class PreparedSubmission(BaseModel):
     code_dir: Path
     backend: Backend
     environment: str  # image tag, or venv directory
+    # The host whose Docker engine and disk hold the environment and code_dir (Settings.host);
+    # None: prepared before hosts were named (treated as this host's when its files are there).
+    host: str | None = None
     models: list[ModelSpec] = Field(default_factory=list)
     code_bytes: int = 0
     models_bytes: int = 0

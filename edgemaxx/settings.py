@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -127,6 +128,11 @@ class Settings(BaseSettings):
 
     # The service.
     redis_url: str | None = None  # None: `edgemaxx demo` starts an embedded Redis
+    # This machine's name among the validator's hosts (one Redis, several boxes): a submission is
+    # prepared and benchmarked on one host, whose builder and GPU workers carry this name. Every
+    # process of one box must say the same; two boxes must differ. Default: the hostname.
+    host: str = Field(default_factory=socket.gethostname, min_length=1, max_length=64,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     admin_token: SecretStr | None = None  # bearer token for the operator's POST routes
     # The validator's own hotkey: requests signed by it (bittensor http_auth) are the operator's.
     validator_hotkey: str | None = None
@@ -169,6 +175,20 @@ class Settings(BaseSettings):
     active_contests: list[str] = Field(default_factory=lambda: ["flux-4090"])
     blacklist_file: Path | None = None
     chain_backoff_max_s: float = 300.0
+
+    @property
+    def redis_url_shown(self) -> str:
+        """The Redis URL for logs and messages: its password masked."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        url = self.redis_url or ""
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.hostname or ""
+        netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def models_cache(self) -> Path:

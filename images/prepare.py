@@ -50,7 +50,7 @@ def prepare(settings: Settings, source: SubmissionSource, backend: Backend, *, n
     # 5. What it is made of, for copy detection.
     return PreparedSubmission(
         name=name or source.label, source=source, code_dir=code_dir, backend=backend,
-        environment=environment, models=specs, code_bytes=code_bytes(code_dir),
+        environment=environment, host=settings.host, models=specs, code_bytes=code_bytes(code_dir),
         models_bytes=models_bytes, checks=report, code_fingerprint=code_fingerprint(code_dir),
         model_files=model_files(settings.models_cache, specs),
     )

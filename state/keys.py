@@ -18,7 +18,30 @@ def rate(bucket: str, client: str) -> str:
 
 
 def queue_gpu(contest_id: str) -> str:
+    """The contest's shared GPU queue: benchmarks not tied to a host (any GPU worker of the contest)."""
     return f"edgemaxx-gpu-{contest_id}"
+
+
+# Several hosts on one Redis: a submission is assigned to a host, prepared by that host's builder
+# (its image in that host's engine, its code and models on that host's disk) and benchmarked by
+# that host's GPU workers. `@` cannot appear in a host name (Settings.host), so no two collide.
+def queue_prepare_on(host: str) -> str:
+    """Preparation assigned to `host`, for its builder (before the shared QUEUE_PREPARE)."""
+    return f"{QUEUE_PREPARE}@{host}"
+
+
+def queue_gpu_on(contest_id: str, host: str) -> str:
+    """Benchmarks prepared on `host`, for its GPU workers of the contest (before the shared one)."""
+    return f"{queue_gpu(contest_id)}@{host}"
+
+
+HOSTS = f"{PREFIX}:hosts"  # set: every host name a worker or builder ever published
+RECOVERY_LOCK = f"{PREFIX}:host-recovery-lock"  # string with a TTL: one pass of host recovery at a time
+
+
+def baseline_prepared_on(run_id: str) -> str:
+    """Hash: host → the PreparedSubmission JSON of the run's baseline on that host."""
+    return f"{PREFIX}:run:{run_id}:baseline-prepared"
 
 
 def current_run(contest_id: str) -> str:

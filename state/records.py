@@ -97,6 +97,12 @@ class SubmissionRecord(BaseModel):
     score_terms: dict[str, float] = Field(default_factory=dict)
     worker: str | None = None
     gpu: str | None = None  # the card it was measured on (NVML name); None: measured without a GPU
+    # The host it is assigned to (prepared and benchmarked there; Settings.host), then the one that
+    # measured it. None: not assigned yet (any builder takes it and keeps it on its own host).
+    host: str | None = None
+    # Seconds its GPU worker spent preparing it itself (its host's build was missing: a builder
+    # died, or it moved from a host that disappeared); 0: prepared ahead, as it should be.
+    prepared_by_gpu_s: float = 0.0
     # Scored against the median of this many baseline measurements of its worker (the pooled
     # reference, final at the run's end), and what the baseline did around it.
     baseline_measurements: int | None = None
@@ -128,6 +134,7 @@ class Progress(BaseModel):
 class WorkerStatus(BaseModel):
     name: str
     kind: str  # gpu or builder
+    host: str = ""  # Settings.host of the box it runs on ("" from workers older than hosts)
     gpu: int | None = None
     gpu_name: str | None = None
     tier: SandboxTier | None = None  # how its sandboxes hold submissions (GPU workers)

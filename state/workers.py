@@ -14,6 +14,8 @@ from state.runs import as_text
 def publish_worker(redis: Redis, status: WorkerStatus, ttl_s: int) -> None:
     status.heartbeat = time.time()
     redis.hset(keys.WORKERS, status.name, status.model_dump_json())
+    if status.host:
+        redis.sadd(keys.HOSTS, status.host)
     refresh_alive(redis, status.name, ttl_s)
 
 

@@ -9,11 +9,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
 from redis import Redis
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -23,16 +27,19 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """A real redis-server with AOF on (fsync always), restartable on the same data."""
+    """A real redis-server with AOF on (fsync always), restartable on the same data; with
+    `password`, it refuses clients without it (`--requirepass`)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, password: str | None = None) -> None:
         self.directory = directory
         self.port = free_port()
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -40,7 +47,8 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             *(["--requirepass", self.password] if self.password else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = Redis.from_url(self.url)
         for _ in range(100):
@@ -100,7 +108,7 @@ class Service:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
 
 
-def wait_for(predicate, timeout_s: float, what: str, logs: list[Service] = ()):
+def wait_for(predicate: Callable[[], T], timeout_s: float, what: str, logs: Sequence[Service] = ()) -> T:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()

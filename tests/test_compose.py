@@ -32,6 +32,7 @@ from tests.service import free_port
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 TOKEN = f"compose-test-{uuid.uuid4().hex}"
+REDIS_PASSWORD = uuid.uuid4().hex
 NODE = f"ct{uuid.uuid4().hex[:6]}"
 PROJECT = f"edgemaxx-test-{NODE}"
 WORKER = f"{NODE}-cpu"  # the CPU worker names itself HOSTNAME-cpu; compose sets the hostname
@@ -100,6 +101,7 @@ def deployment(docker_client, base_image):
         "EDGEMAXX_WHEELHOUSE_DIR": str(wheelhouse),
         "EDGEMAXX_WALLETS": str(root / "wallets"),
         "EDGEMAXX_ADMIN_TOKEN": TOKEN,
+        "EDGEMAXX_REDIS_PASSWORD": REDIS_PASSWORD,
         "EDGEMAXX_ALLOW_LOCAL_SOURCES": "1",
         "EDGEMAXX_HEALTHCHECK_INTERVAL": "10s",
         "EDGEMAXX_SANDBOX_MEMORY_MB": "2048",
@@ -259,7 +261,7 @@ def test_misconfigured_workers_say_why(deployment, docker_client):
     data = str(deployment["data"])
     image = "edgemaxx-validator:compose-test"
     network = f"{PROJECT}_default"
-    base_env = {"EDGEMAXX_REDIS_URL": "redis://redis:6379/0", "EDGEMAXX_SANDBOX_BACKEND": "docker",
+    base_env = {"EDGEMAXX_REDIS_URL": f"redis://:{REDIS_PASSWORD}@redis:6379/0", "EDGEMAXX_SANDBOX_BACKEND": "docker",
                 "EDGEMAXX_DATA_DIR": data}
     socket = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
     cases = {

@@ -16,6 +16,7 @@ import yaml
 from tests.conftest import REPO_ROOT
 
 SERVICES = {"redis", "api", "builder", "chain", "worker-gpu0", "worker-cpu"}
+PASSWORD = "0123abcd"
 
 
 def _compose(*files: str, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT) -> dict:
@@ -35,11 +36,51 @@ def _compose(*files: str, env: dict[str, str] | None = None, cwd: Path = REPO_RO
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
     """The compose files in a directory of their own, with the (required) .env from .env.example."""
-    for name in ("docker-compose.yml", "docker-compose.local.yml", "Dockerfile.validator"):
+    for name in ("docker-compose.yml", "docker-compose.local.yml", "docker-compose.worker-host.yml",
+                 "Dockerfile.validator"):
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     shutil.copytree(REPO_ROOT / "deploy", tmp_path / "deploy")
-    shutil.copy(REPO_ROOT / ".env.example", tmp_path / ".env")
+    # .env.example, plus the one answer it cannot give: Redis's password.
+    (tmp_path / ".env").write_text((REPO_ROOT / ".env.example").read_text() + f"EDGEMAXX_REDIS_PASSWORD={PASSWORD}\n")
     return tmp_path
+
+
+def test_redis_needs_a_password(bare: Path):
+    """Every service reaches Redis with the password, and compose refuses to start without one."""
+    services = _compose("docker-compose.yml", cwd=bare)["services"]
+    command = services["redis"]["command"]
+    assert command[command.index("--requirepass") + 1] == PASSWORD
+    for name in ("api", "builder", "chain", "worker-gpu0", "worker-cpu"):
+        assert services[name]["environment"]["EDGEMAXX_REDIS_URL"] == f"redis://:{PASSWORD}@redis:6379/0", name
+    # Published on loopback only unless the operator names an address.
+    assert str(services["redis"]["ports"][0]).startswith("127.0.0.1::6379")
+    (bare / ".env").write_text((REPO_ROOT / ".env.example").read_text())
+    binary = shutil.which("docker-compose")
+    assert binary
+    refused = subprocess.run([binary, "-f", "docker-compose.yml", "config"], capture_output=True, text=True,
+                             cwd=bare, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert refused.returncode != 0 and "set EDGEMAXX_REDIS_PASSWORD" in refused.stderr
+
+
+def test_worker_host_compose(bare: Path):
+    """A second box: a builder and its workers on the first box's Redis, nothing else."""
+    env = {"EDGEMAXX_REDIS_URL": f"redis://:{PASSWORD}@10.0.0.1:6379/0", "EDGEMAXX_NODE_NAME": "box2"}
+    services = _compose("docker-compose.worker-host.yml", cwd=bare, env=env)["services"]
+    assert set(services) == {"builder", "worker-gpu0", "worker-cpu"}
+    for name, service in services.items():
+        assert service["environment"]["EDGEMAXX_REDIS_URL"] == env["EDGEMAXX_REDIS_URL"], name
+        assert service["environment"]["EDGEMAXX_HOST"] == "box2" and service["hostname"] == "box2"
+        assert service["restart"] == "unless-stopped" and service["healthcheck"]["test"], name
+        assert "/var/run/docker.sock" in str(service["volumes"]) and service["user"] == "0:0"
+    assert services["worker-gpu0"]["command"] == ["worker", "--gpu", "0"]
+    binary = shutil.which("docker-compose")
+    assert binary
+    for missing in ("EDGEMAXX_REDIS_URL", "EDGEMAXX_NODE_NAME"):
+        partial = {k: v for k, v in env.items() if k != missing}
+        refused = subprocess.run([binary, "-f", "docker-compose.worker-host.yml", "config"], capture_output=True,
+                                 text=True, cwd=bare, timeout=60,
+                                 env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **partial})
+        assert refused.returncode != 0 and f"set {missing}" in refused.stderr, missing
 
 
 def test_production_compose(bare: Path):
@@ -122,7 +163,8 @@ def test_env_example_documents_every_variable():
     from edgemaxx.settings import Settings
 
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", (REPO_ROOT / ".env.example").read_text(), re.M))
-    compose = "".join((REPO_ROOT / f).read_text() for f in ("docker-compose.yml", "docker-compose.local.yml"))
+    compose = "".join((REPO_ROOT / f).read_text()
+                      for f in ("docker-compose.yml", "docker-compose.local.yml", "docker-compose.worker-host.yml"))
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", compose))
     assert used - documented == set(), "compose variables missing from .env.example"
     settings = {f"EDGEMAXX_{name.upper()}" for name in Settings.model_fields}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from redis import Redis
 from edgemaxx.constants import LABEL_IMAGE_KEY
 from edgemaxx.models import ModelSpec, PreparedSubmission
 from edgemaxx.settings import Settings
-from state import history, housekeeping, runs
+from state import history, hosts, housekeeping, runs
 from state.records import ContestRun, DiskUsage, HousekeepingReport
 
 if TYPE_CHECKING:
@@ -35,10 +34,6 @@ log = logging.getLogger(__name__)
 
 MARKER = ".edgemaxx-last-used"  # touched in a model's cache directory each time a run uses it
 GIB = 1024**3
-
-
-def host_name() -> str:
-    return socket.gethostname()
 
 
 # ---------------------------------------------------------------- the model cache
@@ -127,6 +122,7 @@ class InUse:
 def _prepared_of(redis: Redis, run: ContestRun) -> list[tuple[PreparedSubmission, bool]]:
     """Each prepared submission of the run (baseline first), with whether it still needs to run."""
     found = [(run.baseline_prepared, run.end is None)] if run.baseline_prepared else []
+    found += [(prepared, run.end is None) for prepared in hosts.baselines_prepared(redis, run.id)]
     for record in runs.records(redis, run.id):
         if record.prepared is not None:
             found.append((record.prepared, run.end is None and not record.state.final))
@@ -261,7 +257,7 @@ def disk_warnings(disk: list[DiskUsage], settings: Settings) -> list[str]:
 
 def check_disk(redis: Redis, settings: Settings) -> list[DiskUsage]:
     """Refresh this host's disk figures in its report (cheap: before every job)."""
-    report = housekeeping.load_report(redis, host_name()) or HousekeepingReport(host=host_name())
+    report = housekeeping.load_report(redis, settings.host) or HousekeepingReport(host=settings.host)
     report.disk = disk_usage(settings)
     report.warnings = [w for w in report.warnings if not w.startswith("disk low")]
     report.warnings += disk_warnings(report.disk, settings)
@@ -274,7 +270,7 @@ def run_housekeeping(redis: Redis, settings: Settings, client: DockerClient | No
                      now: float | None = None, owner: str = "") -> HousekeepingReport | None:
     """One pass; None when another process on this host holds the lock."""
     now = time.time() if now is None else now
-    host = host_name()
+    host = settings.host
     owner = owner or f"{host}:{os.getpid()}"
     if not housekeeping.try_lock(redis, host, owner, ttl_s=900):
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rq import Retry
@@ -21,8 +22,8 @@ from edgemaxx.models import Backend, PreparedSubmission, RunResult, RunStatus, S
 from images.prepare import prepare
 from sandbox.runner import ProgressFn
 from sandbox.select import choose_backend, docker_client
-from state import checks, housekeeping, metrics, runs
-from state.records import BaselineMeasurement, CheckState, SubmissionState
+from state import checks, hosts, housekeeping, metrics, runs
+from state.records import BaselineMeasurement, CheckState, SubmissionRecord, SubmissionState
 from worker import context, lifecycle, queues, reference
 from worker.evaluate import Outcome, benchmark, evaluate, limits_for
 from worker.housekeeping import touch_models
@@ -62,33 +63,69 @@ def _note_used(prepared: PreparedSubmission) -> None:
     touch_models(ctx.settings.models_cache, prepared.models)
 
 
-def prepare_baseline(run_id: str) -> str:
+def _here(prepared: PreparedSubmission) -> bool:
+    """Whether this host holds what `prepared` names: its own preparation, code and environment."""
+    settings = context.current().settings
+    if prepared.host is not None and prepared.host != settings.host:
+        return False
+    if not prepared.code_dir.exists():
+        return False
+    if prepared.backend is not Backend.DOCKER:
+        return Path(prepared.environment).exists()
+    import docker.errors
+
+    try:
+        docker_client().images.get(prepared.environment)
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.DockerException as exc:
+        raise InfrastructureError(f"Docker engine unreachable: {exc}") from exc
+    return True
+
+
+def _prepare_baseline_here(run_id: str) -> PreparedSubmission | str:
+    """Prepare the run's baseline on this host; a reason string when the run cannot use it."""
     ctx = context.current()
     run = runs.load_run(ctx.redis, run_id)
     if run is None:
         return "run gone"
     if run.end is not None:
         return "run ended"
-    if run.baseline_prepared is not None:
-        return "already prepared"
-    started = time.monotonic()
+    prepared = hosts.load_baseline_prepared(ctx.redis, run_id, ctx.settings.host)
+    if prepared is not None and _here(prepared):
+        return prepared
     backend = _backend()
     try:
-        run.baseline_prepared = prepare(ctx.settings, run.baseline_source, backend, name="baseline",
-                                        docker_client=_client(backend), progress=_phase(run_id, "baseline"))
+        prepared = prepare(ctx.settings, run.baseline_source, backend, name="baseline",
+                           docker_client=_client(backend), progress=_phase(run_id, "baseline"))
     except SubmissionError as exc:
         # The baseline's own fault: deterministic, so no retry can help. The run fails.
         run.baseline_error = f"the baseline is broken: {exc.reason}"
         runs.save_run(ctx.redis, run)
         lifecycle.fail_run(ctx.redis, run_id, run.baseline_error)
-        log.error("prepare baseline run=%s outcome=error reason=%r in %.1fs", run_id, run.baseline_error,
-                  time.monotonic() - started)
         return "baseline broken"
+    hosts.save_baseline_prepared(ctx.redis, run_id, prepared)
+    fresh = runs.load_run(ctx.redis, run_id)  # the first host to prepare it marks the run's baseline ready
+    if fresh is not None and fresh.baseline_prepared is None:
+        fresh.baseline_prepared = prepared
+        runs.save_run(ctx.redis, fresh)
+    _note_used(prepared)
+    return prepared
+
+
+def prepare_baseline(run_id: str) -> str:
+    """On a builder: the run's baseline, on this host (each host that benchmarks needs its own)."""
+    started = time.monotonic()
+    try:
+        outcome = _prepare_baseline_here(run_id)
     finally:
-        ctx.progress("idle")
-    runs.save_run(ctx.redis, run)
-    _note_used(run.baseline_prepared)
-    log.info("prepare baseline run=%s outcome=prepared in %.1fs", run_id, time.monotonic() - started)
+        context.current().progress("idle")
+    if isinstance(outcome, str):
+        level = logging.ERROR if outcome == "baseline broken" else logging.INFO
+        log.log(level, "prepare baseline run=%s outcome=%s in %.1fs", run_id, outcome, time.monotonic() - started)
+        return outcome
+    log.info("prepare baseline run=%s host=%s outcome=prepared in %.1fs", run_id, outcome.host,
+             time.monotonic() - started)
     return "prepared"
 
 
@@ -124,9 +161,11 @@ def prepare_submission(run_id: str, hotkey: str) -> str:
         ctx.progress("idle")
     _note_used(record.prepared)
     record.state = SubmissionState.PREPARED
+    record.host = ctx.settings.host  # prepared here, so benchmarked here
     runs.save_record(redis, run_id, record)
-    queues.enqueue_benchmark(redis, ctx.settings, run.contest, run_id, hotkey)
-    log.info("prepare %s run=%s outcome=prepared in %.1fs", hotkey, run_id, time.monotonic() - started)
+    queues.enqueue_benchmark(redis, ctx.settings, run.contest, run_id, hotkey, ctx.settings.host)
+    log.info("prepare %s run=%s host=%s outcome=prepared in %.1fs", hotkey, run_id, ctx.settings.host,
+             time.monotonic() - started)
     return "prepared"
 
 
@@ -162,13 +201,21 @@ def _ensure_baseline(run_id: str) -> RunResult | None:
         if run.baseline_error:
             raise InfrastructureError(run.baseline_error)
         return None
+    # Prepared on some host; this one's builder may not have (it died, or this host joined late).
+    here = hosts.load_baseline_prepared(redis, run_id, ctx.settings.host)
+    if here is None or not _here(here):
+        log.warning("baseline run=%s is not prepared on %s: preparing it here", run_id, ctx.settings.host)
+        outcome = _prepare_baseline_here(run_id)
+        if isinstance(outcome, str):
+            raise InfrastructureError(f"the baseline could not be prepared on {ctx.settings.host}: {outcome}")
+        here = outcome
     ctx.progress("loading", run_id=run_id, hotkey="baseline", total=len(run.inputs))
-    _note_used(run.baseline_prepared)
+    _note_used(here)
     contest = run.rules()
     limits = limits_for(ctx.settings, contest, None)
     for _ in range(ctx.settings.baseline_runs if not pool else 1):
         started = time.monotonic()
-        result = benchmark(ctx.settings, run.baseline_prepared, run.inputs, limits,
+        result = benchmark(ctx.settings, here, run.inputs, limits,
                            _request_progress(run_id, "baseline"))
         seconds = time.monotonic() - started
         if result.status is not RunStatus.OK:
@@ -195,6 +242,27 @@ def _ensure_baseline(run_id: str) -> RunResult | None:
     return pooled
 
 
+def _prepare_here(run_id: str, hotkey: str, record: SubmissionRecord) -> tuple[PreparedSubmission | None, float]:
+    """The fallback: this GPU worker prepares the submission on its own host (None: it is invalid,
+    and landed as such), with the seconds it took."""
+    ctx = context.current()
+    started = time.monotonic()
+    log.warning("benchmark %s run=%s: not prepared on %s (prepared on %s): preparing it here", hotkey, run_id,
+                ctx.settings.host, record.prepared.host if record.prepared else None)
+    backend = _backend()
+    try:
+        prepared = prepare(ctx.settings, record.source, backend, name=hotkey, docker_client=_client(backend),
+                           progress=_phase(run_id, hotkey))
+    except SubmissionError as exc:
+        record.state = SubmissionState.INVALID
+        record.reason = exc.reason
+        record.log_tail = exc.log_tail
+        runs.land_result(ctx.redis, run_id, record)
+        lifecycle.settle(ctx.redis, run_id)
+        return None, time.monotonic() - started
+    return prepared, time.monotonic() - started
+
+
 def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
     ctx = context.current()
     redis = ctx.redis
@@ -209,20 +277,27 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
     contest = run.rules()
     started = time.monotonic()
     try:
-        # 1. Baseline first, on this worker's GPU, once per run.
+        # 1. Baseline first, on this worker's GPU (prepared on this host), once per run.
         baseline = _ensure_baseline(run_id)
         if baseline is None:
             log.info("benchmark %s run=%s waits for the baseline to be prepared", hotkey, run_id)
             return _WAIT_FOR_BASELINE
+        # 2. The submission's build on this host: normally its builder's; else made here, now.
+        if not _here(record.prepared):
+            record.prepared, seconds = _prepare_here(run_id, hotkey, record)
+            if record.prepared is None:
+                return "invalid"
+            record.prepared_by_gpu_s += seconds
         runs.push_order(redis, run_id, hotkey)
         record.measured_after = _benchmarked_here(run_id)
         record.state = SubmissionState.BENCHMARKING
         record.worker = ctx.status.name
         record.gpu = ctx.status.gpu_name
+        record.host = ctx.settings.host
         runs.save_record(redis, run_id, record)
         _note_used(record.prepared)
 
-        # 2. The submission against it: run, compare, score.
+        # 3. The submission against it: run, compare, score.
         verdict = evaluate(ctx.settings, contest, baseline, record.prepared, run.inputs,
                            _request_progress(run_id, hotkey))
         record.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from redis import Redis
 
-from state import keys, runs
+from state import runs
 from state.records import ContestRun, RunEnd, RunState, SubmissionRecord, SubmissionState
 from worker.reference import rescore_run
 from worker.results import placeholder_uids, run_weights
@@ -146,7 +146,9 @@ def stop_jobs(redis: Redis, run: ContestRun) -> int:
     mine = current.id if current else None
     prefixes = job_prefixes(run.id)
     touched = 0
-    for name in (keys.QUEUE_PREPARE, keys.queue_gpu(run.contest)):
+    from worker.queues import all_queue_names
+
+    for name in all_queue_names(redis, [run.contest]):
         queue = Queue(name, connection=redis)
         waiting = [*queue.get_job_ids(), *queue.scheduled_job_registry.get_job_ids()]
         for job_id in waiting:

@@ -241,7 +241,7 @@ def ensure_ready(settings: Settings, redis: Redis, kind: str, name: str, gpu: in
     """Block until every fatal check passes; publish what was found (problems, then warnings)."""
     said: list[str] = []
     while True:
-        wait_for_redis(redis, settings.redis_url or "", sleep=sleep)
+        wait_for_redis(redis, settings.redis_url_shown, sleep=sleep)
         report = PreflightReport(service=name, kind=kind, problems=problems(settings, kind, gpu),
                                  warnings=similarity_warnings(contests) if kind == "gpu" else [])
         try:

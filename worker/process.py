@@ -23,7 +23,7 @@ from sandbox.gpu import gpu_name
 from sandbox.select import check_sandbox_runtime, sandbox_tier
 from state import keys, workers
 from state.records import WorkerStatus
-from worker import context, housekeeping, lifecycle, preflight
+from worker import context, failover, housekeeping, lifecycle, preflight
 from worker.reaper import WORKER_ENV, reap_leftovers, reap_sandboxes
 
 log = logging.getLogger(__name__)
@@ -31,11 +31,11 @@ log = logging.getLogger(__name__)
 _RUNTIME_RECHECK_S = 60.0  # runsc can be registered while a refusing worker waits (dockerd reloads on SIGHUP)
 
 
-def worker_name(kind: str, gpu: int | None, name: str | None = None) -> str:
+def worker_name(kind: str, gpu: int | None, name: str | None = None, host: str | None = None) -> str:
     if name:
         return name
     where = f"gpu{gpu}" if gpu is not None else ("cpu" if kind == "gpu" else kind)
-    return f"{socket.gethostname()}-{where}"
+    return f"{host or socket.gethostname()}-{where}"
 
 
 def gpu_mismatch(contest: Contest, card: str | None) -> str | None:
@@ -204,14 +204,16 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     if not settings.redis_url:
         raise SystemExit("EDGEMAXX_REDIS_URL is not set")
     redis = Redis.from_url(settings.redis_url)
-    name = worker_name(kind, gpu, name)
+    name = worker_name(kind, gpu, name, settings.host)
     settings = settings.model_copy(update={"gpu": gpu, "owner": name})
     # First: a misconfigured box says why in one line and waits (before anything probes the GPU).
     preflight.ensure_ready(settings, redis, kind, name, gpu, contests)
     card = gpu_name(gpu) if gpu is not None else None
     served, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
-    queue_names = ([keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
-                   [keys.queue_gpu(c) for c in served])
+    # This host's own queue first (what it was assigned), then the shared one (anything unassigned).
+    host = settings.host
+    queue_names = ([keys.queue_prepare_on(host), keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
+                   [*(keys.queue_gpu_on(c, host) for c in served), *(keys.queue_gpu(c) for c in served)])
 
     # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,
     #    jobs. Then mark our own processes (work horses inherit it) for our successor.
@@ -220,7 +222,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     recover_orphans(redis, queue_names, name)
 
     # 2. Publish status, with a heartbeat the API reads.
-    status = WorkerStatus(name=name, kind=kind, gpu=gpu, gpu_name=card, contests=served, refused=refused,
+    status = WorkerStatus(name=name, kind=kind, host=host, gpu=gpu, gpu_name=card, contests=served, refused=refused,
                           tier=sandbox_tier(settings) if kind == "gpu" else None)
     workers.reset_busy(redis, name)
     ctx = context.WorkerContext(settings=settings, redis=redis, status=status)
@@ -236,6 +238,8 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     def beat() -> None:
         while not stop.wait(max(1, settings.worker_heartbeat_ttl_s // 3)):
             ctx.heartbeat()
+            _best_effort("recovering lost hosts", failover.recover_lost_hosts, redis, settings,
+                         max(1, settings.worker_heartbeat_ttl_s // 3))
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
     while not ready:  # refuse jobs until the runtime is fixed, saying why in /v1/status

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import math
 import random
+import re
 import time
 from typing import Any
 
@@ -21,7 +22,7 @@ from edgemaxx.inputs import inputs
 from edgemaxx.models import SubmissionSource
 from edgemaxx.settings import Settings
 from images.source import parse_source
-from state import checks, history, keys, runs
+from state import checks, history, hosts, keys, runs, workers
 from state.records import CheckRecord, ContestRun, SubmissionRecord, SubmissionState
 
 _JOBS = "worker.jobs"
@@ -59,11 +60,21 @@ def start_run(redis: Redis, settings: Settings, contest: Contest, seed: str, blo
     runs.save_run(redis, run)
     history.index_run(redis, run)
     runs.set_current(redis, contest.id, run_id)
-    queue = Queue(keys.QUEUE_PREPARE, connection=redis)
-    queue.enqueue(f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}", at_front=True,
-                  description="prepare baseline", **_job_options(settings, settings.prepare_retries))
+    # Every host that benchmarks needs the baseline in its own engine and on its own disk: each live
+    # host's builder prepares it ahead (a host that joins later: its GPU worker prepares it itself).
+    targets: list[str | None] = [*sorted(live_hosts(redis, contest.id))] or [None]
+    for host in targets:
+        suffix = f"-on-{_job_safe(host)}" if host else ""
+        Queue(keys.queue_prepare_on(host) if host else keys.QUEUE_PREPARE, connection=redis).enqueue(
+            f"{_JOBS}.prepare_baseline", run_id, job_id=f"baseline-{run_id}{suffix}", at_front=True,
+            description="prepare baseline", **_job_options(settings, settings.prepare_retries))
     schedule_finish(redis, settings, run_id, deadline)
     return run
+
+
+def _job_safe(text: str) -> str:
+    """RQ job ids take letters, digits, `_` and `-` only (host names may hold dots)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
 def schedule_finish(redis: Redis, settings: Settings, run_id: str, at: float) -> None:
@@ -84,15 +95,58 @@ def submit(redis: Redis, settings: Settings, run: ContestRun, hotkey: str,
         return current
     record = SubmissionRecord(hotkey=hotkey, uid=uid, source=source, block=block,
                               state=SubmissionState.QUEUED)
+    record.host = assign_host(redis, run.contest)
     if current is not None:
         runs.replace_record(redis, run.id, record)
     else:
         runs.save_record(redis, run.id, record)
-    Queue(keys.QUEUE_PREPARE, connection=redis).enqueue(
-        f"{_JOBS}.prepare_submission", run.id, hotkey,
-        job_id=f"prepare-{run.id}-{hotkey}-{int(time.time() * 1000)}",
-        description=f"prepare {hotkey}", **_job_options(settings, settings.prepare_retries))
+    enqueue_prepare(redis, settings, run.id, hotkey, record.host)
     return record
+
+
+def enqueue_prepare(redis: Redis, settings: Settings, run_id: str, hotkey: str, host: str | None,
+                    *, at_front: bool = False) -> None:
+    """On `host`'s builder queue, or the shared one (any builder; it keeps it on its host)."""
+    Queue(keys.queue_prepare_on(host) if host else keys.QUEUE_PREPARE, connection=redis).enqueue(
+        f"{_JOBS}.prepare_submission", run_id, hotkey,
+        job_id=f"prepare-{run_id}-{hotkey}-{int(time.time() * 1000)}", at_front=at_front,
+        description=f"prepare {hotkey}" + (f" on {host}" if host else ""),
+        **_job_options(settings, settings.prepare_retries))
+
+
+def live_hosts(redis: Redis, contest_id: str) -> dict[str, int]:
+    """Hosts that can take a submission of the contest end to end: a live builder and live GPU
+    workers serving the contest (whose sandbox runtime works), with how many of those."""
+    builders: set[str] = set()
+    gpus: dict[str, int] = {}
+    for status, alive in workers.list_workers(redis):
+        if not alive or not status.host:
+            continue
+        if status.kind == "builder":
+            builders.add(status.host)
+        elif contest_id in status.contests and not status.sandbox_problem:
+            gpus[status.host] = gpus.get(status.host, 0) + 1
+    return {host: n for host, n in gpus.items() if host in builders}
+
+
+def host_load(redis: Redis, contest_id: str, host: str) -> int:
+    """Submissions waiting for or in preparation or a benchmark on `host`."""
+    total = 0
+    for name in (keys.queue_prepare_on(host), keys.queue_gpu_on(contest_id, host)):
+        queue = Queue(name, connection=redis)
+        total += queue.count + queue.started_job_registry.count
+    return total
+
+
+def assign_host(redis: Redis, contest_id: str, *, exclude: frozenset[str] = frozenset()) -> str | None:
+    """The least loaded live host per GPU (ties at random), or None when no host can take it yet:
+    the shared queue then lets the first builder free keep it on its own host."""
+    candidates = {h: n for h, n in live_hosts(redis, contest_id).items() if h not in exclude}
+    if not candidates:
+        return None
+    loads = {h: host_load(redis, contest_id, h) / n for h, n in candidates.items()}
+    least = min(loads.values())
+    return random.choice(sorted(h for h, load in loads.items() if load == least))
 
 
 def submit_many(redis: Redis, settings: Settings, run: ContestRun,
@@ -104,8 +158,13 @@ def submit_many(redis: Redis, settings: Settings, run: ContestRun,
         submit(redis, settings, run, hotkey, source, uid=uid, block=block)
 
 
-def enqueue_benchmark(redis: Redis, settings: Settings, contest_id: str, run_id: str, hotkey: str) -> None:
-    queue = Queue(keys.queue_gpu(contest_id), connection=redis)
+def enqueue_benchmark(redis: Redis, settings: Settings, contest_id: str, run_id: str, hotkey: str,
+                      host: str | None = None) -> None:
+    """On the GPU queue of the host it was prepared on while that host has a live GPU worker for
+    the contest; else the shared one (whichever GPU worker takes it prepares it on its own host)."""
+    here = host is not None and host in live_hosts(redis, contest_id)
+    queue = Queue(keys.queue_gpu_on(contest_id, host) if here and host else keys.queue_gpu(contest_id),
+                  connection=redis)
     # A coin flip for the front or the back: benchmark order is not preparation order, so no
     # miner can count on running first or last (thermal state, a warm page cache).
     queue.enqueue(f"{_JOBS}.benchmark_submission", run_id, hotkey, job_id=f"bench-{run_id}-{hotkey}",
@@ -122,5 +181,22 @@ def enqueue_check(redis: Redis, settings: Settings, record: CheckRecord) -> None
 
 
 def queue_depths(redis: Redis, contest_ids: list[str]) -> dict[str, int]:
+    """The shared queues' depths (each host's own: host_queue_depths)."""
     names = [keys.QUEUE_PREPARE, keys.QUEUE_CHECKS, *(keys.queue_gpu(c) for c in contest_ids)]
     return {name: Queue(name, connection=redis).count for name in names}
+
+
+def host_queue_names(host: str, contest_ids: list[str]) -> list[str]:
+    return [keys.queue_prepare_on(host), *(keys.queue_gpu_on(c, host) for c in contest_ids)]
+
+
+def host_queue_depths(redis: Redis, host: str, contest_ids: list[str]) -> dict[str, int]:
+    return {name: Queue(name, connection=redis).count for name in host_queue_names(host, contest_ids)}
+
+
+def all_queue_names(redis: Redis, contest_ids: list[str]) -> list[str]:
+    """Every queue a run's jobs can be in: the shared ones and every known host's."""
+    names = [keys.QUEUE_PREPARE, *(keys.queue_gpu(c) for c in contest_ids)]
+    for host in hosts.known_hosts(redis):
+        names += host_queue_names(host, contest_ids)
+    return names

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -285,7 +286,8 @@ def test_the_deadline_ends_a_run_with_a_hanging_job(world):
                                     if w["name"] == WORKER and w["alive"] and not w["busy"]), None),
                       60, "the worker to be idle", list(world["parts"].values()))
     assert status["progress"]["phase"] == "idle"
-    assert not Queue(keys.queue_gpu(CONTEST), connection=redis).started_job_registry.get_job_ids()
+    for name in (keys.queue_gpu(CONTEST), keys.queue_gpu_on(CONTEST, socket.gethostname())):
+        assert not Queue(name, connection=redis).started_job_registry.get_job_ids()
 
     _step(world, "short")
     assert world["service"].status.last_set.run_id == run.id, "the newest finished run sets the weights"
@@ -307,8 +309,9 @@ def test_sigterm_stops_the_worker_and_requeues_its_job(world):
     assert time.monotonic() - started < SHUTDOWN_S + 10
     assert proc.returncode == 0, parts["worker"].tail()
 
-    # Requeued at the front, no retry spent; nothing of its sandbox left; the worker shows gone.
-    queue = Queue(keys.queue_gpu(CONTEST), connection=redis)
+    # Requeued at the front of this host's GPU queue (prepared here, so benchmarked here), no retry
+    # spent; nothing of its sandbox left; the worker shows gone.
+    queue = Queue(keys.queue_gpu_on(CONTEST, socket.gethostname()), connection=redis)
     assert queue.job_ids[:1] == [job_id]
     assert Job.fetch(job_id, connection=redis).retries_left == retries_before
     assert not _sandbox_processes(WORKER)
