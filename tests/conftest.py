@@ -14,7 +14,11 @@ from edgemaxx.models import Backend, SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
 
 if TYPE_CHECKING:
-    from edgemaxx.models import ContainerRuntime
+    from collections.abc import Callable, Iterator
+
+    from docker import DockerClient
+
+    from edgemaxx.models import ContainerRuntime, TextToImageRequest
     from sandbox.runtime import RuntimeReport
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +101,7 @@ def require_runsc() -> RuntimeReport:
 
 
 @pytest.fixture(scope="session")
-def docker_client():
+def docker_client() -> Iterator[DockerClient]:
     from edgemaxx.errors import InfrastructureError
     from sandbox.select import connect_docker as connect
 
@@ -112,12 +116,12 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def runsc(docker_client):
+def runsc(docker_client: DockerClient) -> RuntimeReport:
     return require_runsc()
 
 
 @pytest.fixture(scope="session")
-def base_image(docker_client, settings):
+def base_image(docker_client: DockerClient, settings: Settings) -> str:
     from images.base import build_base_image
 
     build_base_image(docker_client, settings.base_image)
@@ -125,13 +129,13 @@ def base_image(docker_client, settings):
 
 
 @pytest.fixture(scope="session")
-def prepared(settings, docker_client, base_image):
+def prepared(settings: Settings, docker_client: DockerClient, base_image: str) -> Callable[[str, Backend], object]:
     """prepared(name, backend) → PreparedSubmission, built once per session (then cached)."""
     from images.prepare import prepare
 
     cache: dict[tuple[str, str], object] = {}
 
-    def get(name: str, backend: Backend):
+    def get(name: str, backend: Backend) -> object:
         backend = Backend(backend)
         if (name, backend) not in cache:
             source = SubmissionSource(kind=SourceKind.LOCAL, path=fixture_path(name))
@@ -143,7 +147,7 @@ def prepared(settings, docker_client, base_image):
 
 
 @pytest.fixture(scope="session")
-def requests_small():
+def requests_small() -> list[TextToImageRequest]:
     from edgemaxx.contest import load_contest
     from edgemaxx.inputs import inputs
 
