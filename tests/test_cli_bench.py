@@ -53,13 +53,19 @@ def test_bench_prints_both_rows(backend, runtime, request, settings, base_image,
 
 
 def test_the_baseline_against_itself_scores_exactly_one(settings, base_image):
-    result = _run(["bench", str(fixture_path("flux-baseline")), "--sandbox", "process", "--inputs", "3", "--json"],
-                  settings)
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["similarity"]["per_input"] == [1.0, 1.0, 1.0], "same code, same seeds: identical images"
-    # Its time differs from its own by run-to-run noise only, inside demo-cpu's noise margin.
-    assert report["score_terms"] == {"generation_time": 1.0, "similarity": 1.0}
+    reports = []
+    for _ in range(2):  # a second try only if the first landed outside the noise margin
+        result = _run(["bench", str(fixture_path("flux-baseline")), "--sandbox", "process", "--inputs", "3",
+                       "--json"], settings)
+        assert result.returncode == 0, result.stdout + result.stderr
+        reports.append(report := json.loads(result.stdout))
+        assert report["similarity"]["per_input"] == [1.0, 1.0, 1.0], "same code, same seeds: identical images"
+        assert report["score_terms"]["similarity"] == 1.0
+        if report["score_terms"]["generation_time"] == 1.0:
+            break
+    # Its time differs from its own by run-to-run noise only, inside demo-cpu's noise margin (a
+    # machine busy with other work can push one run outside it; two in a row is not noise).
+    assert report["score_terms"] == {"generation_time": 1.0, "similarity": 1.0}, [r["score_terms"] for r in reports]
     assert report["score"] == 1.0
 
 

@@ -87,7 +87,9 @@ def test_api_health_needs_redis_behind_it(redis_server, tmp_path):
         result = _healthcheck(redis_server.url, "api", "--url", url)
         assert result.returncode == 0 and result.stdout.startswith(f"{url} answers")
         redis_server.kill()
-        result = _healthcheck(redis_server.url, "api", "--url", url)
+        # The API's status is at most about a second old: unhealthy within a few seconds.
+        result = wait_for(lambda: (r := _healthcheck(redis_server.url, "api", "--url", url)).returncode and r, 20,
+                          "the API's health to fail")
         assert result.returncode == 1 and "Redis is unreachable from the API" in result.stderr
     finally:
         api.stop()

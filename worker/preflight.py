@@ -237,8 +237,10 @@ def wait_for_redis(redis: Redis, url: str, *, sleep: Callable[[float], None] = t
 
 
 def ensure_ready(settings: Settings, redis: Redis, kind: str, name: str, gpu: int | None,
-                 contests: list[str] | None, *, sleep: Callable[[float], None] = time.sleep) -> PreflightReport:
-    """Block until every fatal check passes; publish what was found (problems, then warnings)."""
+                 contests: list[str] | None, *, sleep: Callable[[float], None] = time.sleep,
+                 wait: bool = True) -> PreflightReport:
+    """Block until every fatal check passes; publish what was found (problems, then warnings).
+    With `wait` off (a `--burst` worker), a failing check ends the process with its reasons."""
     said: list[str] = []
     while True:
         wait_for_redis(redis, settings.redis_url_shown, sleep=sleep)
@@ -254,6 +256,8 @@ def ensure_ready(settings: Settings, redis: Redis, kind: str, name: str, gpu: in
             if said:
                 log.info("start-up checks pass now")
             return report
+        if not wait:
+            raise SystemExit("cannot start: " + "; ".join(report.problems))
         if report.problems != said:
             for problem in report.problems:
                 log.error("cannot start: %s (checking again every %d s)", problem, int(RECHECK_S))

@@ -207,7 +207,7 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     name = worker_name(kind, gpu, name, settings.host)
     settings = settings.model_copy(update={"gpu": gpu, "owner": name})
     # First: a misconfigured box says why in one line and waits (before anything probes the GPU).
-    preflight.ensure_ready(settings, redis, kind, name, gpu, contests)
+    preflight.ensure_ready(settings, redis, kind, name, gpu, contests, wait=not burst)
     card = gpu_name(gpu) if gpu is not None else None
     served, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
     # This host's own queue first (what it was assigned), then the shared one (anything unassigned).

@@ -177,10 +177,14 @@ def _worker(redis_url: str, name: str, *args: str) -> subprocess.CompletedProces
                            "--contest", "demo-cpu", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_worker_says_which_runtime_and_refuses_a_gpu_it_cannot_serve(runsc, tmp_path):
-    """A real worker under runsc: ready on CPU; on a GPU with Debian's runsc (no nvproxy), it
-    takes no job and says why in its log and /v1/status."""
+def test_worker_says_which_runtime_and_refuses_a_gpu_it_cannot_serve(runsc, settings, tmp_path):
+    """A real worker under runsc: ready on CPU. On a GPU with Debian's runsc (no nvproxy), the
+    runtime check refuses benchmark jobs and says why in the worker's status (so /v1/status). A GPU
+    that is not there (this machine) stops a `--burst` worker at its start-up checks, saying so."""
     from api.status import build_status
+    from state import workers
+    from state.records import WorkerStatus
+    from worker.process import sandbox_ready
 
     server = RedisServer(tmp_path / "redis")
     server.start()
@@ -190,17 +194,24 @@ def test_worker_says_which_runtime_and_refuses_a_gpu_it_cannot_serve(runsc, tmp_
         assert cpu.returncode == 0, cpu.stderr
         assert "benchmark containers run under runsc" in cpu.stderr
         gpu = _worker(server.url, "runtime-gpu", "--gpu", "0")
-        shown = {w.name: w for w in build_status(redis).workers}
+        status = WorkerStatus(name="runtime-gpu-check", kind="gpu", gpu=0, contests=["demo-cpu"])
+        ready = sandbox_ready(settings.model_copy(update={"gpu": 0, "sandbox_runtime": ContainerRuntime.RUNSC}),
+                              status)
+        workers.publish_worker(redis, status, 60)
+        built = build_status(redis)
     finally:
         server.kill()
+    shown = {w.name: w for w in built.workers}
     assert shown["runtime-cpu"].sandbox_runtime is ContainerRuntime.RUNSC
     assert shown["runtime-cpu"].sandbox_problem == ""
+    assert gpu.returncode != 0 and "cannot start: GPU 0" in gpu.stderr, gpu.stderr
+    assert any(r.service == "runtime-gpu" and r.problems[0].startswith("GPU 0") for r in built.preflight)
     release = parse_runsc_version(f"runsc version {runsc.version}")
     if release is not None and release.date >= NVPROXY_AUTOMATIC:
         pytest.skip(f"this host's runsc ({release}) serves GPUs as registered; the refusal needs an older one")
-    assert gpu.returncode != 0
-    reason = shown["runtime-gpu"].sandbox_problem
-    assert reason and f"taking no benchmark jobs: sandbox runtime runsc: {reason}" in gpu.stderr
+    assert not ready
+    reason = shown["runtime-gpu-check"].sandbox_problem
+    assert reason and shown["runtime-gpu-check"].sandbox_runtime is ContainerRuntime.RUNSC
     if release is not None and release.date < NVPROXY_FIRST:  # Debian bookworm's, in CI
         assert f"runsc {release} is too old for GPUs" in reason
 

@@ -258,7 +258,13 @@ def test_redis_stays_bounded_over_many_days_of_runs(redis, data_dir):
     assert len(set(sizes[window + 2:])) == 1, sizes
     ids, total = history.run_ids(redis, "demo-cpu", 0, 100)
     assert total <= window and len(ids) == total
-    assert not list(redis.scan_iter(match=keys.PREFIX + ":run:*:outputs:*"))
+    # Output images: an ended run keeps only its best submissions' and their baseline's (the
+    # dashboard's history), and a pruned run none.
+    outputs = {k.decode() for k in redis.scan_iter(match=keys.PREFIX + ":run:*:outputs:*")}
+    assert outputs, "runs in the history window keep their best images"
+    assert {k.split(":run:", 1)[1].split(":outputs:", 1)[0] for k in outputs} <= set(ids)
+    for run_id in ids:
+        assert set(runs.output_names(redis, run_id)) <= {"hk-a", "hk-b", "hk-c", "baseline@gpu0"}
     hotkey_keys = {k.decode() for k in redis.scan_iter(match=keys.HOTKEY_RUNS_PATTERN)}
     assert hotkey_keys == {keys.hotkey_runs(h) for h in ("hk-a", "hk-b", "hk-c")}
     assert all(redis.zcard(k) <= window for k in hotkey_keys)
