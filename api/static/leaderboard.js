@@ -26,7 +26,7 @@
       ...termList.map(([name, w]) => [`term-${name}`, `${TERM_LABELS[name] || name} term (w ${w})`, "num"]),
       ["sim-mean", "similarity mean / min", "num"],
       ...METRICS.map(([key, label]) => [key, label, "num"]),
-      ["weight", "weight", "num"], ["gpu", "GPU", ""], ["reason", "flags / reason", ""]];
+      ["weight", "weight", "num"], ["gpu", "GPU · host", ""], ["reason", "flags / reason", ""]];
     return cells.map(([key, label, cls]) => `<th data-key="${key}" class="${cls}">${esc(label)}</th>`).join("");
   }
 
@@ -66,7 +66,7 @@
       <td class="num" data-v="${isNum(r.similarity_mean) ? r.similarity_mean : ""}">${similarity}</td>
       ${metricCells(r.summary, base ? base.summary : null)}
       <td class="num" data-v="${isNum(r.weight) ? r.weight : ""}">${isNum(r.weight) ? r.weight.toFixed(3) : "—"}</td>
-      <td data-v="${esc(r.gpu || "")}">${r.summary ? esc(r.gpu || "CPU") : "—"}</td>
+      <td data-v="${esc(r.gpu || "")}">${r.summary ? esc(r.gpu || "CPU") : "—"}${r.host ? ` <span class="dim">on ${esc(r.host)}</span>` : ""}</td>
       <td class="wrap" data-v="${esc(r.reason || r.flagged)}">${notes}</td></tr>`;
   }
 
