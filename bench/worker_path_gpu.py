@@ -3,9 +3,9 @@ real `edgemaxx builder` and `edgemaxx worker --gpu 0` processes, RQ jobs, the pr
 NVML sampling, similarity on the GPU, scores and weights at the run's end.
 
 The baseline (`flux-full`) and three entrants: `flux-full-fused` (faster), `crash-at-load`
-(hostile) and `flux-full-reseeded` (other weights: fails similarity). It reports, per submission,
-the GPU time its benchmark job held against the submission's own load, warm-up and requests (the
-validator's own share), and the worker's busy fraction over the contest.
+(hostile) and flux-full with other weights (fails similarity), both made from flux-full here. It
+reports, per submission, the GPU time its benchmark job held against the submission's own load,
+warm-up and requests (the validator's own share), and the worker's busy fraction over the contest.
 
 The GPU machine has no network: the builder cannot install a lock there, so the environment cache
 is seeded first with a venv that sees this interpreter's packages, at the very key the builder
@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,30 @@ from edgemaxx.models import BackendChoice
 GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-reseeded", "flux-full-reseeded")]
 
 
-def crashing_copy(fixture: Path, target: Path) -> Path:
-    """`fixture` (its lock, so its environment) with a main that crashes at load: the GPU machine's
-    Python is 3.12 and the crash-at-load fixture's lock wants 3.11."""
+def variant(fixture: Path, target: Path, path: str, edit: Callable[[str], str]) -> Path:
+    """A copy of `fixture` (its lock, so its environment) with one source file edited."""
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(fixture, target)
-    (target / "src" / "main.py").write_text(
-        "def main():\n    raise RuntimeError('CUDA error: out of memory (simulated crash at load)')\n")
+    source = target / path
+    before = source.read_text()
+    if (after := edit(before)) == before:
+        raise SystemExit(f"{fixture.name}/{path} has changed: the variant would be the fixture itself")
+    source.write_text(after)
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
     return target
+
+
+def gpu_variants(work: Path) -> dict[str, Path]:
+    """The entrants made from flux-full: one that crashes at load (the GPU machine's Python is 3.12,
+    the crash-at-load fixture's lock wants 3.11) and one with other random weights (fails similarity)."""
+    crash = "def main():\n    raise RuntimeError('CUDA error: out of memory (simulated crash at load)')\n"
+    return {
+        "crash-at-load": variant(FIXTURES / "flux-full", work / "crash-at-load", "src/main.py", lambda _: crash),
+        "flux-full-reseeded": variant(FIXTURES / "flux-full", work / "flux-full-reseeded", "src/pipeline.py",
+                                      lambda text: text.replace("WEIGHTS_SEED = 0", "WEIGHTS_SEED = 1", 1)),
+    }
+
+
 CPU_ENTRANTS = [("hk-faster", "flux-faster"), ("hk-crash", "crash-at-load"), ("hk-garbage", "garbage-output")]
 
 
@@ -125,7 +141,7 @@ def main() -> None:
     entrants = CPU_ENTRANTS if args.cpu else GPU_ENTRANTS
     paths = {fixture: FIXTURES / fixture for _, fixture in entrants}
     if not args.cpu:
-        paths["crash-at-load"] = crashing_copy(FIXTURES / "flux-full", work / "crash-at-load")
+        paths.update(gpu_variants(work))
 
     # 1. The contest, Redis, the environment every child gets.
     contest_path = contest_file(work / "contest.toml", "flux-baseline" if args.cpu else "flux-full",
