@@ -55,4 +55,4 @@ def serve(settings: Settings) -> None:
 
     # uvicorn stops on SIGTERM/SIGINT; open connections get the shutdown timeout, then are closed.
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="info",
-                timeout_graceful_shutdown=int(settings.shutdown_timeout_s))
+                access_log=settings.api_access_log, timeout_graceful_shutdown=int(settings.shutdown_timeout_s))

@@ -12,11 +12,13 @@ from edgemaxx.settings import Settings
 from state.limits import RedisNonceStore
 
 
-def get_settings(request: Request) -> Settings:
+# async: FastAPI runs a plain `def` dependency in its thread pool, a hop per request that costs
+# more than the snapshot-served routes themselves (docs/benchmarks.md).
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     return request.app.state.redis
 
 

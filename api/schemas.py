@@ -11,6 +11,7 @@ from state.preflight import PreflightReport
 from state.records import (
     ChainStatus,
     HousekeepingReport,
+    JobTimings,
     Progress,
     RunState,
     SubmissionState,
@@ -170,6 +171,9 @@ class SubmissionPublic(BaseModel):
     baseline_measurements: int | None = Field(
         default=None, description="scored against the median of this many baseline measurements of its worker")
     baseline_drift: str = Field(default="", description="the baseline's drift around this measurement, if notable")
+    timings: JobTimings | None = Field(
+        default=None, description="its benchmark job's time: the submission's own (load, warm-up, requests) and the "
+                                  "validator's (sandbox start and stop, similarity, Redis)")
     log_tail: str
     attempts: int
     updated_at: float

@@ -4,8 +4,9 @@ concurrent clients, and enqueue throughput.
 Starts a real redis-server and the real API (uvicorn, one process) on loopback, seeds a contest
 run with submissions (half of them scored, with metrics) and worker statuses so the routes have
 realistic work to do, then measures each route: plain GETs, and with `--conditional` also GETs
-that send back the ETag they were given (If-None-Match), as the dashboard's browser does.
-Run by hand (not a test):
+that send back the ETag they were given (If-None-Match), as the dashboard's browser does. The
+load comes from `wrk` (Debian: `apt-get install wrk`), one thread: a Python load generator on the
+same cores was the bound before the API was. Run by hand (not a test):
 
     .venv/bin/python bench/api_load.py [--seconds 10] [--clients 1,8,32] [--enqueue 500]
         [--routes status,contest,run] [--conditional]
@@ -14,13 +15,11 @@ Run by hand (not a test):
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,38 +104,53 @@ def seed(redis: Redis, settings: Settings, submissions: int) -> str:
     return run.id
 
 
-async def load(url: str, clients: int, seconds: float, conditional: bool = False) -> dict:
-    """`clients` concurrent clients GETting `url` for `seconds`. Conditional: each sends back the
-    ETag it last got (a 304 is then a success), as a browser revalidating its copy does."""
-    latencies: list[float] = []
-    errors = 0
-    not_modified = 0
-    deadline = time.perf_counter() + seconds
+# wrk runs this per connection thread: it sends back the ETag it last got when conditional (a
+# browser revalidating its copy), counts 304s, and prints one JSON line with the latency percentiles.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) conditional = args[1] == "1"; etag = nil; not_modified = 0 end
+function request()
+  if conditional and etag then return wrk.format(nil, nil, {["If-None-Match"] = etag}) end
+  return wrk.format()
+end
+function response(status, headers, body)
+  if status == 304 then not_modified = not_modified + 1 end
+  local tag = headers["etag"] or headers["ETag"]
+  if tag then etag = tag end
+end
+function done(summary, latency, requests)
+  local nm = 0
+  for _, t in ipairs(threads) do nm = nm + t:get("not_modified") end
+  local e = summary.errors
+  io.write(string.format('{"requests": %d, "duration_us": %d, "not_modified": %d, "errors": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d}\\n',
+    summary.requests, summary.duration, nm, e.connect + e.read + e.write + e.status + e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
 
-    async def client() -> None:
-        nonlocal errors, not_modified
-        etag = ""
-        async with httpx.AsyncClient(timeout=30) as http:
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                response = await http.get(url, headers={"If-None-Match": etag} if conditional and etag else None)
-                latencies.append(time.perf_counter() - start)
-                if response.status_code == 304:
-                    not_modified += 1
-                elif response.status_code != 200:
-                    errors += 1
-                etag = response.headers.get("etag", etag)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+def load(url: str, clients: int, seconds: float, conditional: bool = False) -> dict:
+    """`clients` concurrent keep-alive connections GETting `url` for `seconds`, from wrk (one
+    thread: a C load generator takes a fraction of a core, so the API keeps the rest). Conditional:
+    each connection sends back the ETag it last got (a 304 is then a success)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk (scripts/setup does)")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT)
+        script.flush()
+        out = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{seconds:g}s", "--timeout", "30s", "-s", script.name,
+                              url, "--", "1" if conditional else "0"], capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    elapsed = row["duration_us"] / 1e6
     return {
-        "clients": clients, "conditional": conditional, "requests": len(latencies), "errors": errors,
-        "not_modified": not_modified, "seconds": round(elapsed, 2),
-        "rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "clients": clients, "conditional": conditional, "requests": row["requests"], "errors": row["errors"],
+        "not_modified": row["not_modified"], "seconds": round(elapsed, 2),
+        "rps": round(row["requests"] / elapsed, 1),
+        "p50_ms": round(row["p50_us"] / 1000, 2), "p90_ms": round(row["p90_us"] / 1000, 2),
+        "p99_ms": round(row["p99_us"] / 1000, 2), "max_ms": round(row["max_us"] / 1000, 2),
     }
 
 
@@ -184,7 +198,7 @@ def main() -> None:
                     print(f"skipping {name}: {paths[name]} does not answer 200", file=sys.stderr)
                     continue
                 modes = (False, True) if args.conditional else (False,)
-                routes[name] = [asyncio.run(load(f"{base}{paths[name]}", int(c), args.seconds, conditional))
+                routes[name] = [load(f"{base}{paths[name]}", int(c), args.seconds, conditional)
                                 for conditional in modes for c in args.clients.split(",")]
             enqueue = enqueue_http(base, token, args.enqueue)
         finally:

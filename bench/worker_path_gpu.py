@@ -25,27 +25,14 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.gpu_harness import FIXTURES, HOST_ENV, host_paths, make_environment
 from edgemaxx.models import BackendChoice
+from tests.variants import variant
 
 GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-reseeded", "flux-full-reseeded")]
-
-
-def variant(fixture: Path, target: Path, path: str, edit: Callable[[str], str]) -> Path:
-    """A copy of `fixture` (its lock, so its environment) with one source file edited."""
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(fixture, target)
-    source = target / path
-    before = source.read_text()
-    if (after := edit(before)) == before:
-        raise SystemExit(f"{fixture.name}/{path} has changed: the variant would be the fixture itself")
-    source.write_text(after)
-    subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
-    return target
 
 
 def gpu_variants(work: Path) -> dict[str, Path]:
@@ -232,6 +219,8 @@ def main() -> None:
                 "baseline_in_job_s": in_job, "own_s": own,
                 "validator_share": (held - in_job - own) / (held - in_job)
                 if held and own is not None and held > in_job else None,
+                # The job's own account of its time (state.records.JobTimings), phase by phase.
+                "timings": record.timings.model_dump() if record and record.timings else None,
                 "summary": m.summary() if m else None})
             print(json.dumps(rows[-1], default=str), flush=True)
         report["submissions"] = rows

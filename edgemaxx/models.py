@@ -198,6 +198,16 @@ class Metrics(BaseModel):
         }
 
 
+class RunPhases(BaseModel):
+    """The validator's own part of a run's wall time (the load, warm-up and requests in `Metrics`
+    are the submission's): starting the sandbox before the load clock starts, and stopping it
+    once the last request is answered (kill, wait for the exit that frees the GPU's memory,
+    remove the run directory)."""
+
+    start_s: float | None = None
+    teardown_s: float | None = None
+
+
 class RunStatus(StrEnum):
     OK = "ok"
     INVALID = "invalid"
@@ -215,6 +225,7 @@ class RunResult(BaseModel):
     memory_guard: MemoryGuard | None = None
     gpu: str | None = None  # the card that measured it, as NVML names it; None: no GPU (CPU)
     metrics: Metrics = Field(default_factory=Metrics)
+    phases: RunPhases = Field(default_factory=RunPhases)
     requests: list[RequestOutcome] = Field(default_factory=list)
     log_tail: str = ""
     # Raw image bytes per input; kept out of JSON dumps (use --out to keep them).

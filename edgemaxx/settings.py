@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     validator_hotkey: str | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # One line per HTTP request: off by default, since every dashboard viewer polls every second
+    # and would drown the jobs' outcome lines in `docker compose logs`.
+    api_access_log: bool = False
     allow_local_sources: bool = False  # let POST /v1/submissions name local directories
     worker_heartbeat_ttl_s: int = 60
     checks_per_hour: int = 10  # per client address, for POST /v1/checks

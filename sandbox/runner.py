@@ -80,6 +80,8 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
     result = RunResult(name=name, backend=box.backend, runtime=box.runtime, status=RunStatus.OK, tier=box.tier,
                        memory_guard=box.memory_guard)
     run = _Deadline(limits.run_timeout_s)
+    entering = time.monotonic()
+    stopping = entering
     with box:
         # Where no cgroup holds the sandbox, the sampler is the memory limit: it can only act
         # between samples, so a fast allocation can overshoot until the next one.
@@ -92,6 +94,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
         )
         sampler.start()
         started = time.monotonic()
+        result.phases.start_s = started - entering
         client: InferenceClient | None = None
         try:
             # 1. Load: process start → socket accepting (the submission's own warm-up included).
@@ -141,6 +144,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             result.status = RunStatus.INVALID
             result.reason = _blame(box, exc.reason)
         finally:
+            stopping = time.monotonic()
             if client is not None:
                 client.close()
             sampler.stop()
@@ -148,6 +152,7 @@ def run_submission(box: Sandbox, name: str, requests: list[TextToImageRequest], 
             result.metrics.peak_vram_bytes, result.metrics.vram_method = sampler.vram()
             result.metrics.peak_vram_device_delta_bytes = sampler.peak_vram_device
             result.log_tail = cap(box.log_tail(), limits.log_tail_bytes)
+    result.phases.teardown_s = time.monotonic() - stopping
     return result
 
 

@@ -9,8 +9,10 @@ the CLI stay light.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import statistics
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,8 @@ def _device(prefer: str | None) -> str:
 
 
 @cache
-def _model(metric: SimilarityMetric, device: str) -> Any:
+def _cpu_model(metric: SimilarityMetric) -> Any:
+    """The metric's network with its weights, on the CPU, frozen."""
     if metric is SimilarityMetric.LPIPS_ALEX:
         weights = alexnet_weights_path()
         if not weights.is_file():
@@ -80,10 +83,35 @@ def _model(metric: SimilarityMetric, device: str) -> Any:
         # It prints where it loads its weights from; that is not the CLI's output.
         with contextlib.redirect_stdout(io.StringIO()):
             model = stlpips.LPIPS(net="alex", variant="shift_tolerant")
-    model = model.eval().to(device)
+    model = model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
+
+
+@cache
+def _model(metric: SimilarityMetric, device: str) -> Any:
+    model = _cpu_model(metric)
+    # A copy for another device: the CPU one stays what preload() built.
+    return model if device == "cpu" else copy.deepcopy(model).to(device)
+
+
+def preload(metrics: Iterable[SimilarityMetric]) -> None:
+    """Build each metric's network now, on the CPU. A GPU worker calls this once at start, before
+    RQ forks a work horse per job: every horse inherits the built network and only moves it to
+    its GPU, instead of reading and building it while the job holds the GPU. Touches no CUDA (a
+    forked child could not use a CUDA context its parent made). Raises what building raises."""
+    import torch
+
+    # One thread while building: a parallel region would start OpenMP's thread pool here, and a
+    # child forked after that hangs in its own first parallel region (libgomp is not fork-safe).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for metric in set(metrics):
+            _cpu_model(metric)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _decode(data: bytes | None) -> tuple[Any | None, str]:

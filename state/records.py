@@ -6,7 +6,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from edgemaxx.contest import Contest, load_contest
 from edgemaxx.models import (
@@ -81,6 +81,40 @@ class ContestRun(BaseModel):
         return self.definition.model_copy(deep=True) if self.definition else load_contest(self.contest)
 
 
+class JobTimings(BaseModel):
+    """Where a benchmark job's time went, in seconds on its worker's clock. The submission's own
+    work is its load, warm-up and requests; the rest of what the job held the GPU for (starting
+    and stopping the sandbox, comparing images, Redis) is the validator's. Baseline measurements
+    and builds made inside the job are counted apart: they are other runs, not this one's cost."""
+
+    held_s: float
+    baseline_s: float = 0.0  # the baseline measured first (when due), or read from Redis
+    prepared_here_s: float = 0.0  # a build this GPU worker had to make itself
+    sandbox_start_s: float = 0.0
+    load_s: float = 0.0
+    warmup_s: float = 0.0
+    requests_s: float = 0.0
+    teardown_s: float = 0.0
+    similarity_s: float = 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def own_s(self) -> float:
+        return self.load_s + self.warmup_s + self.requests_s
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def validator_s(self) -> float:
+        return max(self.held_s - self.baseline_s - self.prepared_here_s - self.own_s, 0.0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def validator_share(self) -> float | None:
+        """The validator's part of the job's time on this submission; None when it never ran."""
+        total = self.validator_s + self.own_s
+        return self.validator_s / total if self.own_s > 0 and total > 0 else None
+
+
 class SubmissionRecord(BaseModel):
     hotkey: str
     uid: int | None = None
@@ -108,6 +142,7 @@ class SubmissionRecord(BaseModel):
     baseline_measurements: int | None = None
     baseline_drift: str = ""
     measured_after: int | None = None  # submissions its worker had benchmarked in the run before it
+    timings: JobTimings | None = None  # its benchmark job's time, the validator's own part apart
     log_tail: str = ""
     attempts: int = 0
     updated_at: float = Field(default_factory=time.time)

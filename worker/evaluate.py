@@ -7,6 +7,7 @@ similarity and every score ratio. Nothing here touches Redis.
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -37,6 +38,7 @@ class Verdict(BaseModel):
     score: ScoreBreakdown | None = None
     request_timeout_s: float
     notes: list[str] = Field(default_factory=list)
+    similarity_s: float = 0.0  # comparing the outputs with the baseline's (model to the GPU included)
 
 
 def request_timeout(settings: Settings, contest: Contest | None, baseline: RunResult | None) -> float:
@@ -125,12 +127,14 @@ def evaluate(settings: Settings, contest: Contest, baseline: RunResult, prepared
 
     # 2. Similarity per input, then the score and its terms.
     progress("comparing", None, None)
+    comparing = time.monotonic()
     similarity = compare(baseline.outputs, result.outputs, contest.similarity_metric,
                          device=torch_device(settings.gpu))
+    compared_s = time.monotonic() - comparing
     breakdown = score(baseline.metrics, result.metrics, similarity.mean, similarity.min, contest)
     if breakdown.score is None:
         return Verdict(outcome=Outcome.INVALID, reason=breakdown.invalid_reason, result=result,
                        similarity=similarity, score=breakdown, request_timeout_s=limits.request_timeout_s,
-                       notes=breakdown.notes)
+                       notes=breakdown.notes, similarity_s=compared_s)
     return Verdict(outcome=Outcome.SCORED, result=result, similarity=similarity, score=breakdown,
-                   request_timeout_s=limits.request_timeout_s, notes=breakdown.notes)
+                   request_timeout_s=limits.request_timeout_s, notes=breakdown.notes, similarity_s=compared_s)

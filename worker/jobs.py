@@ -23,9 +23,9 @@ from images.prepare import prepare
 from sandbox.runner import ProgressFn
 from sandbox.select import choose_backend, docker_client
 from state import checks, hosts, housekeeping, metrics, runs
-from state.records import BaselineMeasurement, CheckState, SubmissionRecord, SubmissionState
+from state.records import BaselineMeasurement, CheckState, JobTimings, SubmissionRecord, SubmissionState
 from worker import context, lifecycle, queues, reference
-from worker.evaluate import Outcome, benchmark, evaluate, limits_for
+from worker.evaluate import Outcome, Verdict, benchmark, evaluate, limits_for
 from worker.housekeeping import touch_models
 
 if TYPE_CHECKING:
@@ -279,15 +279,17 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
     try:
         # 1. Baseline first, on this worker's GPU (prepared on this host), once per run.
         baseline = _ensure_baseline(run_id)
+        baseline_s = time.monotonic() - started
         if baseline is None:
             log.info("benchmark %s run=%s waits for the baseline to be prepared", hotkey, run_id)
             return _WAIT_FOR_BASELINE
         # 2. The submission's build on this host: normally its builder's; else made here, now.
+        prepared_here_s = 0.0
         if not _here(record.prepared):
-            record.prepared, seconds = _prepare_here(run_id, hotkey, record)
+            record.prepared, prepared_here_s = _prepare_here(run_id, hotkey, record)
             if record.prepared is None:
                 return "invalid"
-            record.prepared_by_gpu_s += seconds
+            record.prepared_by_gpu_s += prepared_here_s
         runs.push_order(redis, run_id, hotkey)
         record.measured_after = _benchmarked_here(run_id)
         record.state = SubmissionState.BENCHMARKING
@@ -317,13 +319,16 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
         else:
             record.state = SubmissionState.INVALID
             record.reason = verdict.reason
+        record.timings = _timings(verdict, time.monotonic() - started, baseline_s, prepared_here_s)
         landed = runs.land_result(redis, run_id, record)
         elapsed = time.monotonic() - started
         metrics.record_duration(redis, elapsed)
         if landed:
-            log.info("benchmark %s run=%s worker=%s outcome=%s score=%s reason=%r in %.1fs", hotkey, run_id,
-                     ctx.status.name, record.state.value,
-                     f"{record.score:.4f}" if record.score is not None else "-", record.reason, elapsed)
+            share = record.timings.validator_share
+            log.info("benchmark %s run=%s worker=%s outcome=%s score=%s reason=%r in %.1fs "
+                     "(own %.1fs, validator %.1fs%s)", hotkey, run_id, ctx.status.name, record.state.value,
+                     f"{record.score:.4f}" if record.score is not None else "-", record.reason, elapsed,
+                     record.timings.own_s, record.timings.validator_s, f" = {share:.1%}" if share is not None else "")
         else:
             # The run ended while this ran (its deadline): the error stands, the images go.
             runs.delete_outputs(redis, run_id, [hotkey])
@@ -331,6 +336,15 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
         return record.state.value
     finally:
         ctx.progress("idle")
+
+
+def _timings(verdict: Verdict, held_s: float, baseline_s: float, prepared_here_s: float) -> JobTimings:
+    """The job's time so far, split between the submission's own work and the validator's."""
+    result = verdict.result
+    return JobTimings(held_s=held_s, baseline_s=baseline_s, prepared_here_s=prepared_here_s,
+                      sandbox_start_s=result.phases.start_s or 0.0, load_s=result.metrics.load_time_s or 0.0,
+                      warmup_s=sum(result.metrics.warmup_times_s), requests_s=sum(result.metrics.generation_times_s),
+                      teardown_s=result.phases.teardown_s or 0.0, similarity_s=verdict.similarity_s)
 
 
 def finish_run(run_id: str) -> str:

@@ -23,7 +23,7 @@ from sandbox.gpu import gpu_name
 from sandbox.select import check_sandbox_runtime, sandbox_tier
 from state import keys, workers
 from state.records import WorkerStatus
-from worker import context, failover, housekeeping, lifecycle, preflight
+from worker import context, failover, housekeeping, lifecycle, preflight, warm
 from worker.reaper import WORKER_ENV, reap_leftovers, reap_sandboxes
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,10 @@ def gpu_mismatch(contest: Contest, card: str | None) -> str | None:
 
 
 def choose_contests(settings: Settings, card: str | None,
-                    requested: list[str] | None) -> tuple[list[str], dict[str, str]]:
-    """The contest ids this worker serves, and those it refuses with the reason."""
+                    requested: list[str] | None) -> tuple[list[Contest], dict[str, str]]:
+    """The contests this worker serves, and those it refuses (by id) with the reason."""
     contests = [load_contest(c) for c in requested] if requested else all_contests()
-    served: list[str] = []
+    served: list[Contest] = []
     refused: dict[str, str] = {}
     for contest in contests:
         why = gpu_mismatch(contest, card)
@@ -61,7 +61,7 @@ def choose_contests(settings: Settings, card: str | None,
         if why:
             log.warning("benchmarking contest %s anyway (EDGEMAXX_ALLOW_GPU_MISMATCH): %s; every result "
                         "records the card that measured it", contest.id, why)
-        served.append(contest.id)
+        served.append(contest)
     return served, refused
 
 
@@ -209,7 +209,8 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     # First: a misconfigured box says why in one line and waits (before anything probes the GPU).
     preflight.ensure_ready(settings, redis, kind, name, gpu, contests, wait=not burst)
     card = gpu_name(gpu) if gpu is not None else None
-    served, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
+    serving, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
+    served = [c.id for c in serving]
     # This host's own queue first (what it was assigned), then the shared one (anything unassigned).
     host = settings.host
     queue_names = ([keys.queue_prepare_on(host), keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
@@ -233,6 +234,8 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
         workers.mark_stopped(redis, name)
         raise SystemExit(f"{name} serves no contest: " + "; ".join(refused.values()))
     run_housekeeping_safely(redis, settings, name)
+    if kind == "gpu":
+        warm.warm_up(serving)
     stop = threading.Event()
 
     def beat() -> None:

@@ -10,6 +10,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from redis import Redis
 
 from tests.conftest import TEST_DATA, fixture_path
 from tests.service import RedisServer, Service, free_port, http_ready, wait_for
+from tests.variants import slow_requests
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (scripts/setup installs it); no downloaded browser
 TOKEN = "test-operator-token"
@@ -28,9 +30,10 @@ SCREENSHOTS = os.environ.get("EDGEMAXX_SCREENSHOTS")
 DESKTOP = {"width": 1366, "height": 900}
 
 
-def _submit(base: str, hotkey: str, fixture: str, uid: int) -> None:
+def _submit(base: str, hotkey: str, fixture: str | Path, uid: int) -> None:
+    path = fixture if isinstance(fixture, Path) else fixture_path(fixture)
     response = httpx.post(f"{base}/v1/submissions",
-                          json={"hotkey": hotkey, "repository": str(fixture_path(fixture)), "contest": CONTEST,
+                          json={"hotkey": hotkey, "repository": str(path), "contest": CONTEST,
                                 "uid": uid, "block": uid},
                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
     assert response.status_code == 202, response.text
@@ -214,9 +217,31 @@ def test_submission_page_shows_both_images_and_each_input_similarity(dashboard, 
             assert all(done and w > 0 and h > 0 for done, w, h in sizes), sizes
         assert shown.locator("#chart svg rect.bar-sub").count() == 6
         assert shown.locator("#metrics tbody tr").count() >= 8
+        # Where its benchmark job's time went: its own work, and the validator's share.
+        timings = dashboard["faster"]["timings"]
+        job = shown.locator("#job-time").inner_text()
+        assert f"held the GPU {timings['held_s']:.1f} s" in job and f"({100 * timings['validator_share']:.1f} %)" in job
     finally:
         page.close()
     assert page.errors == []
+
+
+def test_each_benchmark_job_accounts_for_its_time(dashboard):
+    """The job's time split between the submission's own work (as its metrics say) and the
+    validator's: sandbox start and stop, similarity, the rest."""
+    record = dashboard["faster"]
+    timings, metrics = record["timings"], record["metrics"]
+    own = metrics["load_time_s"] + sum(metrics["warmup_times_s"]) + sum(metrics["generation_times_s"])
+    assert timings["own_s"] == pytest.approx(own)
+    assert timings["similarity_s"] > 0 and timings["sandbox_start_s"] > 0 and timings["teardown_s"] > 0
+    parts = timings["sandbox_start_s"] + timings["teardown_s"] + timings["similarity_s"]
+    assert parts <= timings["validator_s"] + 1e-6  # the rest is Redis and bookkeeping, never negative
+    held_here = timings["held_s"] - timings["baseline_s"] - timings["prepared_here_s"]
+    assert timings["validator_s"] == pytest.approx(held_here - own)
+    assert timings["validator_share"] == pytest.approx(timings["validator_s"] / held_here)
+    # The worker built the similarity network once, before forking its first work horse.
+    worker_log = dashboard["parts"][2].log.read_text()
+    assert "preloaded the job code and the st-lpips similarity network(s)" in worker_log, worker_log[-3000:]
 
 
 def test_subnet_weights_page_shows_what_the_chain_holds(dashboard, browser):
@@ -242,6 +267,9 @@ def test_subnet_weights_page_shows_what_the_chain_holds(dashboard, browser):
 
 
 def test_validator_page_progress_bar_moves_during_a_benchmark(dashboard, browser):
+    # Each of its requests lasts 1.5 s (the tiny fixture's own take milliseconds, too brief for a
+    # page that polls every second): the bar has six steps to be seen at.
+    slow = slow_requests(fixture_path("flux-baseline"), TEST_DATA / "variants" / f"slow-{uuid.uuid4().hex[:6]}", 1.5)
     page = Page(browser, DESKTOP)
     try:
         shown = page.open(f"{dashboard['base']}/validator", "#workers td.mono")
@@ -249,8 +277,8 @@ def test_validator_page_progress_bar_moves_during_a_benchmark(dashboard, browser
         weights = shown.locator("#weights").inner_text()
         assert "earlier-run" in weights and f"{dashboard['uids']['hk-faster']}: 0.5000" in weights
         assert "earlier-run" in shown.locator("#weights-history").inner_text()
-        _submit(dashboard["base"], "hk-third", "flux-marginal", 13)
-        seen: set[tuple[str, str]] = set()
+        _submit(dashboard["base"], "hk-third", slow, 13)
+        seen: list[tuple[str, str]] = []
         deadline = time.monotonic() + 600
         row = f"#workers tr[data-worker='{dashboard['worker_name']}']"
         while time.monotonic() < deadline and not _final(dashboard["base"], "hk-third"):
@@ -260,19 +288,25 @@ def test_validator_page_progress_bar_moves_during_a_benchmark(dashboard, browser
                 const bar = row && row.querySelector("progress");
                 return [row ? row.querySelector("td.doing").innerText : "", bar ? bar.getAttribute("value") : null];
             }}""")
-            if value is not None:
-                seen.add((doing, value))
+            if value is not None and (doing, value) not in seen:
+                seen.append((doing, value))
             time.sleep(0.1)
-        assert _final(dashboard["base"], "hk-third"), "hk-third was never benchmarked"
-        assert len(seen) >= 2, (f"the progress bar never moved: {seen}\n"
-                                f"{httpx.get(dashboard['base'] + '/v1/status', timeout=30).text[:3000]}")
+        record = _final(dashboard["base"], "hk-third")
+        assert record, "hk-third was never benchmarked"
+        assert record["state"] == "scored", record
         # hk-third opened a new run (the previous one ended when all its submissions were final), so
-        # its job measures that run's baseline first: either is the job in flight.
-        assert any("hk-third" in doing or "baseline" in doing for doing, _ in seen), seen
+        # its job measures that run's baseline first; then its own requests, each 1.5 s long.
+        own = [value for doing, value in seen if "hk-third" in doing]
+        assert len(set(own)) >= 2, (f"the progress bar never moved for hk-third: {seen}\n"
+                                    f"{httpx.get(dashboard['base'] + '/v1/status', timeout=30).text[:3000]}")
+        # It moves forward: within the measured requests, each value seen is past the one before.
+        measured = [int(value) for doing, value in seen if doing.startswith("request") and "hk-third" in doing]
+        assert measured == sorted(measured), seen
         # Done: the worker goes back to idle on the page.
         shown.locator(f"{row} td.doing", has_text="nothing").wait_for(timeout=15_000)
     finally:
         page.close()
+        shutil.rmtree(slow, ignore_errors=True)
     assert page.errors == []
 
 

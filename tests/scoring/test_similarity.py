@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -101,3 +102,49 @@ def test_lpips_alex_runs_end_to_end_with_a_placed_backbone(tmp_path, monkeypatch
     assert report.values[0] == pytest.approx(1.0, abs=1e-6)
     assert report.values[0] > report.values[1] > report.values[2]
     similarity._model.cache_clear()
+
+
+FORKED_AFTER_PRELOAD = """
+import io, os, sys
+import numpy as np
+from PIL import Image
+from edgemaxx.contest import SimilarityMetric
+from scoring import similarity
+
+def jpeg(seed):
+    pixels = np.random.default_rng(seed).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+similarity.preload([SimilarityMetric.ST_LPIPS])  # what a GPU worker does at start, before RQ forks horses
+# Big enough for torch to run the comparison's CPU work in parallel regions.
+baseline, outputs = [jpeg(i) for i in range(6)], [jpeg(10), *(jpeg(i) for i in range(1, 6))]
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:  # a work horse
+    report = similarity.compare(baseline, outputs, SimilarityMetric.ST_LPIPS, device="cpu")
+    os.write(write, repr(report.values).encode())
+    os._exit(0)
+os.close(write)
+child = os.read(read, 1000).decode()
+os.waitpid(pid, 0)
+print(child)
+print(repr(similarity.compare(baseline, outputs, SimilarityMetric.ST_LPIPS, device="cpu").values))
+"""
+
+
+def test_a_horse_forked_after_preload_compares_like_the_parent():
+    """The worker builds the network before forking its work horses; a parallel region in the
+    parent would leave OpenMP's pool unusable in the child, which then hangs in its first one."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "-c", FORKED_AFTER_PRELOAD], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=150, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    child, parent = (json.loads(line) for line in done.stdout.splitlines())
+    assert child == pytest.approx(parent, abs=1e-6), "the horse's network is the parent's"
+    assert child[0] < 0.999 and child[1:] == pytest.approx([1.0] * 5, abs=1e-6)  # another image; the same ones

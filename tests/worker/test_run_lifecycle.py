@@ -270,7 +270,9 @@ def test_the_deadline_ends_a_run_with_a_hanging_job(world):
     wait_for(lambda: _records(world, run.id)["hk-hang"].state is SubmissionState.BENCHMARKING, 400,
              "hk-hang to be loading", list(world["parts"].values()))
     assert _records(world, run.id)["hk-faster"].state is SubmissionState.SCORED
-    assert _sandbox_processes(WORKER), "the hanging submission is running in its sandbox"
+    # Its record says benchmarking a moment before its sandbox starts.
+    wait_for(lambda: _sandbox_processes(WORKER), 60, "the hanging submission's sandbox to start",
+             list(world["parts"].values()))
     assert time.time() < run.deadline_at, "the test needs the deadline still ahead"
 
     # Nobody calls the chain service now: the RQ scheduler's finish_run job ends the run.
