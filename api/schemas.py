@@ -13,6 +13,7 @@ from state.records import (
     HousekeepingReport,
     JobTimings,
     Progress,
+    Remeasure,
     RunState,
     SubmissionState,
     WeightsAttempt,
@@ -171,6 +172,10 @@ class SubmissionPublic(BaseModel):
     baseline_measurements: int | None = Field(
         default=None, description="scored against the median of this many baseline measurements of its worker")
     baseline_drift: str = Field(default="", description="the baseline's drift around this measurement, if notable")
+    remeasure: Remeasure = Field(default=Remeasure.NONE, description="measured again because the baseline moved "
+                                 "around its first measurement: pending, done (the result is the re-measurement) "
+                                 "or abandoned (the first stands)")
+    remeasure_note: str = Field(default="", description="why it was measured again, and how that went")
     timings: JobTimings | None = Field(
         default=None, description="its benchmark job's time: the submission's own (load, warm-up, requests) and the "
                                   "validator's (sandbox start and stop, similarity, Redis)")

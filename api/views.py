@@ -78,7 +78,8 @@ def _submission_fields(run: ContestRun, record: SubmissionRecord) -> dict:
         metrics=record.metrics, summary=record.metrics.summary() if record.metrics else None,
         worker=record.worker, gpu=record.gpu, host=record.host, prepared_by_gpu_s=record.prepared_by_gpu_s,
         baseline_measurements=record.baseline_measurements,
-        baseline_drift=record.baseline_drift, timings=record.timings, log_tail=record.log_tail,
+        baseline_drift=record.baseline_drift, remeasure=record.remeasure, remeasure_note=record.remeasure_note,
+        timings=record.timings, log_tail=record.log_tail,
         attempts=record.attempts,
         updated_at=record.updated_at,
     )

@@ -35,6 +35,16 @@ class SubmissionState(StrEnum):
         return self in (SubmissionState.SCORED, SubmissionState.INVALID, SubmissionState.ERROR)
 
 
+class Remeasure(StrEnum):
+    """A scored submission measured again because its worker's baseline moved by more than the
+    contest's noise margin around it (worker/reference.py)."""
+
+    NONE = "none"
+    PENDING = "pending"  # queued; the run waits for it (until its deadline)
+    DONE = "done"  # its result is the re-measurement's
+    ABANDONED = "abandoned"  # it could not be re-measured: its first measurement stands
+
+
 class RunState(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"  # every submission final, or the deadline passed; weights come from it
@@ -142,10 +152,17 @@ class SubmissionRecord(BaseModel):
     baseline_measurements: int | None = None
     baseline_drift: str = ""
     measured_after: int | None = None  # submissions its worker had benchmarked in the run before it
+    remeasure: Remeasure = Remeasure.NONE
+    remeasure_note: str = ""  # why it was measured again, and how that went
     timings: JobTimings | None = None  # its benchmark job's time, the validator's own part apart
     log_tail: str = ""
     attempts: int = 0
     updated_at: float = Field(default_factory=time.time)
+
+    @property
+    def settled(self) -> bool:
+        """Final, with nothing left to do for it: no re-measurement queued."""
+        return self.state.final and self.remeasure is not Remeasure.PENDING
 
 
 class BaselineMeasurement(BaseModel):

@@ -125,7 +125,7 @@ def _prepared_of(redis: Redis, run: ContestRun) -> list[tuple[PreparedSubmission
     found += [(prepared, run.end is None) for prepared in hosts.baselines_prepared(redis, run.id)]
     for record in runs.records(redis, run.id):
         if record.prepared is not None:
-            found.append((record.prepared, run.end is None and not record.state.final))
+            found.append((record.prepared, run.end is None and not record.settled))
     return found
 
 

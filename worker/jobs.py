@@ -23,7 +23,15 @@ from images.prepare import prepare
 from sandbox.runner import ProgressFn
 from sandbox.select import choose_backend, docker_client
 from state import checks, hosts, housekeeping, metrics, runs
-from state.records import BaselineMeasurement, CheckState, JobTimings, SubmissionRecord, SubmissionState
+from state.records import (
+    BaselineMeasurement,
+    CheckState,
+    ContestRun,
+    JobTimings,
+    Remeasure,
+    SubmissionRecord,
+    SubmissionState,
+)
 from worker import context, lifecycle, queues, reference
 from worker.evaluate import Outcome, Verdict, benchmark, evaluate, limits_for
 from worker.housekeeping import touch_models
@@ -227,19 +235,38 @@ def _ensure_baseline(run_id: str) -> RunResult | None:
                 lifecycle.fail_run(redis, run_id, f"the baseline could not be measured: {result.reason}")
             raise InfrastructureError(run.baseline_error)
         measurement = BaselineMeasurement(result=result, after_submissions=benchmarked, seconds=seconds)
-        moved = reference.drift(pool[-1], measurement) if pool else None
+        previous = pool[-1] if pool else None
+        moved = reference.drift(previous, measurement) if previous else None
         pool.append(measurement)
         runs.add_baseline_measurement(redis, run_id, me, measurement)
         runs.push_order(redis, run_id, f"baseline@{me}")
         log.info("baseline run=%s worker=%s outcome=measured median=%.3fs measurement=%d%s in %.1fs", run_id, me,
                  result.metrics.median_generation_time_s or 0.0, len(pool),
                  f" drift={moved:+.2%}" if moved is not None else "", seconds)
+        if previous is not None and moved is not None and abs(moved) > contest.noise_margin:
+            _queue_remeasures(run, previous, measurement, moved)
     pooled = reference.pooled(pool)
     if not first:  # the reference images are the first measurement's, stored once (the baseline is deterministic)
         stored = runs.load_baseline(redis, run_id, me, len(run.inputs))
         pooled = pooled.model_copy(update={"outputs": stored.outputs if stored else pooled.outputs})
     runs.save_baseline(redis, run_id, me, pooled, outputs=first)
     return pooled
+
+
+def _queue_remeasures(run: ContestRun, previous: BaselineMeasurement, latest: BaselineMeasurement,
+                      moved: float) -> None:
+    """This worker's baseline moved past the contest's noise margin between two measurements: the
+    submissions it measured between them are measured again, once each, next on this host."""
+    ctx = context.current()
+    margin = run.rules().noise_margin
+    for record in reference.in_doubt(runs.records(ctx.redis, run.id), ctx.status.name, previous, latest):
+        record.remeasure = Remeasure.PENDING
+        record.remeasure_note = (f"the baseline's time moved {moved:+.1%} between its measurements before and "
+                                 f"after this one (more than the ±{margin:.0%} noise margin): measured again")
+        runs.update_result(ctx.redis, run.id, record)
+        queues.enqueue_remeasure(ctx.redis, ctx.settings, run.contest, run.id, record.hotkey, ctx.settings.host)
+        log.info("remeasure %s run=%s worker=%s queued: the baseline moved %+.2f%%", record.hotkey, run.id,
+                 ctx.status.name, 100 * moved)
 
 
 def _prepare_here(run_id: str, hotkey: str, record: SubmissionRecord) -> tuple[PreparedSubmission | None, float]:
@@ -334,6 +361,68 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
             runs.delete_outputs(redis, run_id, [hotkey])
         lifecycle.settle(redis, run_id)
         return record.state.value
+    finally:
+        ctx.progress("idle")
+
+
+def remeasure_submission(run_id: str, hotkey: str) -> str:
+    """A scored submission measured again after its worker's baseline moved around it: the
+    re-measurement, taken right after a fresh baseline measurement, becomes its result. If it
+    cannot be taken (invalid this time, its build gone, the run over), the first one stands."""
+    ctx = context.current()
+    redis = ctx.redis
+    run = runs.load_run(redis, run_id)
+    record = runs.load_record(redis, run_id, hotkey)
+    if run is None or record is None or record.prepared is None:
+        return "gone"
+    if record.remeasure is not Remeasure.PENDING:
+        return "nothing to re-measure"
+    if run.end is not None:
+        lifecycle.abandon_remeasure(redis, run_id, record, "the run ended before it was re-measured")
+        return "run ended"
+    started = time.monotonic()
+    try:
+        baseline = _ensure_baseline(run_id)
+        if baseline is None:  # it was scored against this run's baseline: it cannot be unprepared now
+            raise InfrastructureError(f"run {run_id} has no baseline to re-measure {hotkey} against")
+        baseline_s = time.monotonic() - started
+        if not _here(record.prepared):
+            lifecycle.abandon_remeasure(redis, run_id, record, f"its build is not on {ctx.settings.host} any more")
+            lifecycle.settle(redis, run_id)
+            return Remeasure.ABANDONED.value
+        first = record.metrics.median_generation_time_s if record.metrics else None
+        measured_after = _benchmarked_here(run_id)
+        verdict = evaluate(ctx.settings, run.rules(), baseline, record.prepared, run.inputs,
+                           _request_progress(run_id, hotkey))
+        fresh = runs.load_record(redis, run_id, hotkey)  # the run may have ended meanwhile
+        if fresh is None or fresh.remeasure is not Remeasure.PENDING:
+            return "abandoned meanwhile"
+        if verdict.outcome is not Outcome.SCORED:
+            lifecycle.abandon_remeasure(redis, run_id, fresh, f"its re-measurement was invalid ({verdict.reason})")
+            lifecycle.settle(redis, run_id)
+            return Remeasure.ABANDONED.value
+        second = verdict.result.metrics.median_generation_time_s
+        fresh.metrics, fresh.log_tail = verdict.result.metrics, verdict.result.log_tail
+        fresh.worker, fresh.gpu, fresh.host = ctx.status.name, verdict.result.gpu, ctx.settings.host
+        fresh.measured_after = measured_after
+        fresh.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
+        if verdict.similarity is not None:
+            fresh.similarities = verdict.similarity.values
+            fresh.similarity_mean, fresh.similarity_min = verdict.similarity.mean, verdict.similarity.min
+        if verdict.score is not None:
+            fresh.score, fresh.score_terms = verdict.score.score, verdict.score.terms
+        fresh.timings = _timings(verdict, time.monotonic() - started, baseline_s, 0.0)
+        fresh.remeasure = Remeasure.DONE
+        fresh.remeasure_note += (f"; median time {first:.4f} s at first, {second:.4f} s now (its result)"
+                                 if first is not None and second is not None else "")
+        runs.save_outputs(redis, run_id, hotkey, verdict.result.outputs)
+        runs.update_result(redis, run_id, fresh)
+        log.info("remeasure %s run=%s worker=%s outcome=done median=%s→%s score=%s in %.1fs", hotkey, run_id,
+                 ctx.status.name, f"{first:.4f}s" if first is not None else "-",
+                 f"{second:.4f}s" if second is not None else "-",
+                 f"{fresh.score:.4f}" if fresh.score is not None else "-", time.monotonic() - started)
+        lifecycle.settle(redis, run_id)
+        return Remeasure.DONE.value
     finally:
         ctx.progress("idle")
 

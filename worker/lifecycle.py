@@ -1,7 +1,8 @@
 """A contest run's explicit end, and what happens to work that cannot finish.
 
-A run ends once (`state.runs.end_run`, SET NX): *finished* when every submission is final and a
-baseline was measured (or nothing needed one), or when its deadline passes with a baseline;
+A run ends once (`state.runs.end_run`, SET NX): *finished* when every submission is final (and
+re-measured where that was queued) and a baseline was measured (or nothing needed one), or when
+its deadline passes with a baseline;
 *failed* when its baseline cannot be measured (never used for weights). Ending a run lands every
 unfinished submission as `error` (the validator's fault, never the miner's), freezes the weights,
 drops the run's output images but the best few (`state.runs.retire_outputs`), and cancels or
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from redis import Redis
 
 from state import runs
-from state.records import ContestRun, RunEnd, RunState, SubmissionRecord, SubmissionState
+from state.records import ContestRun, Remeasure, RunEnd, RunState, SubmissionRecord, SubmissionState
 from worker.reference import rescore_run
 from worker.results import placeholder_uids, run_weights
 
@@ -59,14 +60,14 @@ def settle(redis: Redis, run_id: str, *, now: float | None = None) -> RunEnd | N
     measured = bool(runs.baselines(redis, run.id))
     # Only a prepared submission needs the baseline: one invalid at preparation never reaches a GPU.
     needs_baseline = any(r.prepared is not None for r in records)
-    if records and all(r.state.final for r in records):
+    if records and all(r.settled for r in records):
         if measured or not needs_baseline:
             return _end(redis, run, RunState.FINISHED, "every submission is final", now=now)
         return _end(redis, run, RunState.FAILED,
                     f"no baseline was measured: {run.baseline_error or 'every benchmark failed before it'}", now=now)
     if run.deadline_at is not None and now >= run.deadline_at:
         when = _when(run.deadline_at)
-        unfinished = sum(not r.state.final for r in records)
+        unfinished = sum(not r.state.final for r in records)  # a pending re-measurement keeps its first
         if measured or not needs_baseline:
             return _end(redis, run, RunState.FINISHED,
                         f"the deadline ({when}) passed; {unfinished} unfinished submission(s) ended as error",
@@ -92,6 +93,8 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
     for record in runs.records(redis, run.id):
         if not record.state.final:
             land_error(redis, run.id, record, why)
+        elif record.remeasure is Remeasure.PENDING:
+            abandon_remeasure(redis, run.id, record, f"the run {state.value} before it was re-measured")
 
     # 2. Final scores against each worker's pooled baseline, then the weights, frozen from the
     #    final records (re-read: a result may have landed meanwhile).
@@ -116,6 +119,22 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
     runs.retire_outputs(redis, run.id)
     log.info("run %s %s: %s", run.id, state.value, reason)
     return end
+
+
+def abandon_remeasure(redis: Redis, run_id: str, record: SubmissionRecord | str, why: str) -> bool:
+    """A queued re-measurement will not happen: the first measurement stands, and says why."""
+    if isinstance(record, str):
+        found = runs.load_record(redis, run_id, record)
+        if found is None:
+            return False
+        record = found
+    if record.remeasure is not Remeasure.PENDING:
+        return False
+    record.remeasure = Remeasure.ABANDONED
+    record.remeasure_note = f"{record.remeasure_note}; {why[:REASON_MAX]}: scored on its first measurement"
+    runs.update_result(redis, run_id, record)
+    log.warning("remeasure %s run=%s outcome=abandoned reason=%r", record.hotkey, run_id, why)
+    return True
 
 
 def land_error(redis: Redis, run_id: str, record: SubmissionRecord | str, reason: str) -> bool:
@@ -176,6 +195,9 @@ def _give_up(redis: Redis, job: Job, why: str) -> None:
     why = why[:REASON_MAX]
     if kind == "prepare_baseline" and args:
         fail_run(redis, str(args[0]), f"the baseline could not be prepared: {why}")
+    elif kind == "remeasure_submission" and len(args) >= 2:
+        abandon_remeasure(redis, str(args[0]), str(args[1]), f"its re-measurement could not run: {why}")
+        settle(redis, str(args[0]))
     elif kind in ("prepare_submission", "benchmark_submission") and len(args) >= 2:
         run_id, hotkey = str(args[0]), str(args[1])
         what = "prepare" if kind == "prepare_submission" else "benchmark"

@@ -172,6 +172,15 @@ def enqueue_benchmark(redis: Redis, settings: Settings, contest_id: str, run_id:
                   **_job_options(settings, settings.benchmark_retries))
 
 
+def enqueue_remeasure(redis: Redis, settings: Settings, contest_id: str, run_id: str, hotkey: str,
+                      host: str) -> None:
+    """Measure a scored submission again, on its host, next: close to the baseline measurement
+    that found the GPU's speed had moved around its first one (worker/reference.py)."""
+    Queue(keys.queue_gpu_on(contest_id, host), connection=redis).enqueue(
+        f"{_JOBS}.remeasure_submission", run_id, hotkey, job_id=f"bench-{run_id}-{hotkey}-again", at_front=True,
+        description=f"re-measure {hotkey}", **_job_options(settings, settings.benchmark_retries))
+
+
 def enqueue_check(redis: Redis, settings: Settings, record: CheckRecord) -> None:
     """A miner's pre-commit check, for a builder."""
     checks.save_check(redis, record, settings.check_ttl_s)

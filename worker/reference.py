@@ -7,8 +7,9 @@ measurement the time ratio spreads 1.6 %, against the median of seven 0.52 % (do
 So a worker measures the baseline at the start of a run and again after every
 `baseline_every` submissions, and when the run ends every submission it measured is scored again
 against the median of all of them — the same reference for all. A re-measurement that differs
-from the previous one by more than the contest's noise margin marks the submissions measured
-between the two (the GPU's speed moved around them).
+from the previous one by more than the contest's noise margin puts the submissions measured
+between the two in doubt (the GPU's speed moved around them): each is measured once more, right
+away, after that fresh baseline measurement, and the re-measurement is its result.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from redis import Redis
 from edgemaxx.models import RunResult, RunStatus
 from scoring.score import score
 from state import runs
-from state.records import BaselineMeasurement, ContestRun, SubmissionState
+from state.records import BaselineMeasurement, ContestRun, Remeasure, SubmissionRecord, SubmissionState
 from worker.evaluate import median_run
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ def drift(previous: BaselineMeasurement, latest: BaselineMeasurement) -> float |
     if not a or not b or previous.result.status is not RunStatus.OK or latest.result.status is not RunStatus.OK:
         return None
     return b / a - 1.0
+
+
+def in_doubt(records: list[SubmissionRecord], worker: str, previous: BaselineMeasurement,
+             latest: BaselineMeasurement) -> list[SubmissionRecord]:
+    """The scored submissions `worker` measured between two of its baseline measurements, not
+    re-measured yet: what to measure again when the two disagree."""
+    return [r for r in records
+            if r.worker == worker and r.state is SubmissionState.SCORED and r.remeasure is Remeasure.NONE
+            and r.measured_after is not None
+            and previous.after_submissions <= r.measured_after < latest.after_submissions]
 
 
 def drift_note(measurements: list[BaselineMeasurement], position: int, margin: float) -> str:

@@ -139,6 +139,7 @@
       const notes = [];
       if (s.reason) notes.push(`<div class="error reason">${esc(s.state)}: ${esc(s.reason)}</div>`);
       if (s.flagged) notes.push(`<div class="note flag">${esc(s.flagged)}</div>`);
+      if (s.remeasure_note) notes.push(`<div class="note remeasure">${esc(s.remeasure_note)}</div>`);
       $("#notes").innerHTML = notes.join("");
       if (s.metrics) metricsTable(s);
       const mine = s.metrics ? s.metrics.generation_times_s : [];

@@ -37,3 +37,19 @@ def test_drift_around_a_submission_is_noted_past_the_margin():
     note = reference.drift_note(pool, 8, 0.03)
     assert "moved +5.0%" in note and "noise margin" in note
     assert reference.drift_note(pool, 20, 0.03) == "", "no measurement after it yet"
+
+
+def test_the_submissions_between_two_disagreeing_measurements_are_in_doubt():
+    from edgemaxx.models import SourceKind, SubmissionSource
+    from state.records import Remeasure, SubmissionRecord, SubmissionState
+
+    def record(hotkey: str, after: int | None, worker: str = "gpu0", state: SubmissionState = SubmissionState.SCORED,
+               remeasure: Remeasure = Remeasure.NONE) -> SubmissionRecord:
+        return SubmissionRecord(hotkey=hotkey, source=SubmissionSource(kind=SourceKind.LOCAL, path="/x"), state=state,
+                                worker=worker, measured_after=after, remeasure=remeasure)
+
+    previous, latest = _measurement(1.00, 6), _measurement(1.10, 12)
+    records = [record("before", 5), record("first", 6), record("last", 11), record("after", 12),
+               record("other-gpu", 8, worker="gpu1"), record("invalid", 8, state=SubmissionState.INVALID),
+               record("again", 9, remeasure=Remeasure.DONE), record("unmeasured", None)]
+    assert [r.hotkey for r in reference.in_doubt(records, "gpu0", previous, latest)] == ["first", "last"]
