@@ -35,6 +35,12 @@ def queue_gpu_on(contest_id: str, host: str) -> str:
     return f"{queue_gpu(contest_id)}@{host}"
 
 
+def queue_gpu_of(contest_id: str, worker: str) -> str:
+    """One GPU worker's own queue (before its host's): a re-measurement belongs on the GPU whose
+    baseline moved around the first measurement, next to that baseline's fresh measurement."""
+    return f"{queue_gpu(contest_id)}+{worker}"
+
+
 HOSTS = f"{PREFIX}:hosts"  # set: every host name a worker or builder ever published
 RECOVERY_LOCK = f"{PREFIX}:host-recovery-lock"  # string with a TTL: one pass of host recovery at a time
 

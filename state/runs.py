@@ -12,9 +12,11 @@ baseline's and the best `OUTPUTS_KEPT` scored submissions' stay, for the history
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import WatchError
 
 from edgemaxx.models import RunResult
 from state import keys
@@ -247,8 +249,44 @@ def baseline_measurements(redis: Redis, run_id: str, worker: str) -> list[Baseli
             for raw in redis.lrange(keys.baseline_pool(run_id, worker), 0, -1)]
 
 
+def change_result(redis: Redis, run_id: str, hotkey: str, change: Callable[[SubmissionRecord], bool], *,
+                  outputs: list[bytes | None] | None = None, while_running: bool = True) -> SubmissionRecord | None:
+    """Rewrite a landed result atomically (a re-measurement): `change` edits the record as stored
+    now, or returns False to leave it. Nothing is written when the result is gone (a resubmission
+    replaced it) or, with `while_running`, once the run has ended; with `outputs`, the submission's
+    images are replaced in the same transaction. Returns the record written, or None."""
+    with redis.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(keys.results(run_id), keys.run_end(run_id))
+                raw = pipe.hget(keys.results(run_id), hotkey)
+                if not raw or (while_running and pipe.exists(keys.run_end(run_id))):
+                    pipe.unwatch()
+                    return None
+                record = SubmissionRecord.model_validate_json(raw)
+                if not change(record):
+                    pipe.unwatch()
+                    return None
+                record.updated_at = time.time()
+                body = record.model_dump_json()
+                pipe.multi()
+                pipe.hset(keys.results(run_id), hotkey, body)
+                pipe.hset(keys.submissions(run_id), hotkey, body)
+                if outputs is not None:
+                    pipe.delete(keys.outputs(run_id, hotkey))
+                    for index, data in enumerate(outputs):
+                        if data is not None:
+                            pipe.hset(keys.outputs(run_id, hotkey), str(index), data)
+                changed(pipe)
+                pipe.execute()
+                return record
+            except WatchError:  # another write to the run's results meanwhile: read them again
+                continue
+
+
 def update_result(redis: Redis, run_id: str, record: SubmissionRecord) -> None:
-    """Rewrite a landed result: only the run's end does this (final scores against the pooled baseline)."""
+    """Rewrite a landed result as the caller has it: the run's end does this (final scores against
+    the pooled baseline); a change that must not lose a concurrent one uses change_result."""
     record.updated_at = time.time()
     with redis.pipeline() as pipe:
         pipe.hset(keys.results(run_id), record.hotkey, record.model_dump_json())

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from edgemaxx.models import Backend, SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from sandbox.runtime import RuntimeReport
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests time nothing (timing lives in bench/): no per-example deadline for property tests, which
+    # a loaded CI machine would otherwise fail by being slow.
+    hypothesis_settings.register_profile("edgemaxx", deadline=None)
+    hypothesis_settings.load_profile("edgemaxx")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE = ["crash-at-load", "no-socket", "hang-on-request", "garbage-output", "memory-hog",

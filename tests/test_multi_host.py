@@ -59,8 +59,15 @@ def test_two_hosts_share_a_contest_and_one_host_dies_mid_run(hosts):
     contest = load_contest(str(hosts.contest))
     run = queues.start_run(redis, hosts.settings(), contest, f"seed-{time.time_ns()}")
 
-    # 1. /v1/status shows both hosts, each with its workers and its own queues.
-    by_host = {h["host"]: h for h in _status(hosts)["hosts"]}
+    # 1. /v1/status shows both hosts, each with its workers and its own queues (its snapshot may be
+    #    a moment older than the heartbeats the fixture waited for).
+    def both_shown() -> dict | None:
+        shown = {h["host"]: h for h in _status(hosts)["hosts"]}
+        ready = all(h.name in shown and shown[h.name]["builders"] == 1 and shown[h.name]["gpu_workers"] == 1
+                    for h in (a, b))
+        return shown if ready else None
+
+    by_host = wait_for(both_shown, 30, "/v1/status to show both hosts' builder and worker", hosts.parts())
     for host in (a, b):
         view = by_host[host.name]
         assert view["alive"] and view["builders"] == 1 and view["gpu_workers"] == 1, view

@@ -30,7 +30,7 @@ from rq.registry import StartedJobRegistry
 
 from edgemaxx.settings import Settings
 from state import hosts, keys, runs, workers
-from worker import lifecycle, queues
+from worker import queues
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,9 @@ def _stranded(redis: Redis, live: Liveness, job: Job, host: str) -> bool:
     """Whether a job meant for `host` can no longer run there: a submission needs the host's
     builder and a GPU worker of its contest there; anything else only the builder."""
     kind = (job.func_name or "").rsplit(".", 1)[-1]
-    if kind in ("benchmark_submission", "remeasure_submission"):
+    if kind == "remeasure_submission":
+        return False  # it waits for its own GPU worker; the run's deadline bounds the wait
+    if kind == "benchmark_submission":
         return not live.can_benchmark(host, _contest_of(redis, job))
     if kind == "prepare_submission":
         return host not in live.builders or not live.can_benchmark(host, _contest_of(redis, job))
@@ -84,8 +86,6 @@ def _elsewhere(redis: Redis, live: Liveness, job: Job, host: str) -> bool:
     """Whether another host can take the job now: with none, it waits for its own host to come
     back (one box whose worker restarts must not see its queue shuffled)."""
     kind = (job.func_name or "").rsplit(".", 1)[-1]
-    if kind == "remeasure_submission":
-        return True  # nothing moves: it is abandoned (_reassign)
     if kind in ("prepare_submission", "benchmark_submission"):
         contest = _contest_of(redis, job)
         return contest is not None and queues.assign_host(redis, contest, exclude=frozenset({host})) is not None
@@ -96,12 +96,6 @@ def _reassign(redis: Redis, settings: Settings, job: Job, away_from: str) -> str
     """Put one job of a lost host where it can run; what was done, for the log."""
     kind = (job.func_name or "").rsplit(".", 1)[-1]
     args = [str(a) for a in (job.args or [])]
-    if kind == "remeasure_submission" and len(args) >= 2:
-        # A re-measurement belongs next to the baseline measurement on the lost host's GPU.
-        job.delete()
-        lifecycle.abandon_remeasure(redis, args[0], args[1], f"its host {away_from} was lost before it was re-measured")
-        lifecycle.settle(redis, args[0])
-        return "abandoned (its first measurement stands)"
     if kind in ("prepare_submission", "benchmark_submission") and len(args) >= 2:
         run_id, hotkey = args[0], args[1]
         run = runs.load_run(redis, run_id)

@@ -34,7 +34,7 @@ from state.records import (
 )
 from worker import context, lifecycle, queues, reference
 from worker.evaluate import Outcome, Verdict, benchmark, evaluate, limits_for
-from worker.housekeeping import touch_models
+from worker.housekeeping import model_dir_name, touch_models
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -256,17 +256,31 @@ def _ensure_baseline(run_id: str) -> RunResult | None:
 def _queue_remeasures(run: ContestRun, previous: BaselineMeasurement, latest: BaselineMeasurement,
                       moved: float) -> None:
     """This worker's baseline moved past the contest's noise margin between two measurements: the
-    submissions it measured between them are measured again, once each, next on this host."""
+    submissions it measured between them are measured again, once each, next on this GPU."""
     ctx = context.current()
     margin = run.rules().noise_margin
+    note = (f"the baseline's time moved {moved:+.1%} between its measurements before and after this one "
+            f"(more than the ±{margin:.0%} noise margin): measured again")
+
+    def mark(record: SubmissionRecord) -> bool:
+        if record.remeasure is not Remeasure.NONE or record.state is not SubmissionState.SCORED:
+            return False
+        record.remeasure, record.remeasure_note = Remeasure.PENDING, note
+        return True
+
     for record in reference.in_doubt(runs.records(ctx.redis, run.id), ctx.status.name, previous, latest):
-        record.remeasure = Remeasure.PENDING
-        record.remeasure_note = (f"the baseline's time moved {moved:+.1%} between its measurements before and "
-                                 f"after this one (more than the ±{margin:.0%} noise margin): measured again")
-        runs.update_result(ctx.redis, run.id, record)
-        queues.enqueue_remeasure(ctx.redis, ctx.settings, run.contest, run.id, record.hotkey, ctx.settings.host)
-        log.info("remeasure %s run=%s worker=%s queued: the baseline moved %+.2f%%", record.hotkey, run.id,
-                 ctx.status.name, 100 * moved)
+        # The job first: one that finds its record not pending (the run ended, a resubmission
+        # replaced it) does nothing, where a pending record without a job would hold the run.
+        queues.enqueue_remeasure(ctx.redis, ctx.settings, run.contest, run.id, record.hotkey, ctx.status.name)
+        if runs.change_result(ctx.redis, run.id, record.hotkey, mark) is not None:
+            log.info("remeasure %s run=%s worker=%s queued: the baseline moved %+.2f%%", record.hotkey, run.id,
+                     ctx.status.name, 100 * moved)
+
+
+def _models_here(prepared: PreparedSubmission) -> bool:
+    """Whether the models it declared are still in this host's cache (the cap may have evicted them)."""
+    cache = context.current().settings.models_cache
+    return all((cache / model_dir_name(spec.repository)).is_dir() for spec in prepared.models)
 
 
 def _prepare_here(run_id: str, hotkey: str, record: SubmissionRecord) -> tuple[PreparedSubmission | None, float]:
@@ -366,9 +380,10 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
 
 
 def remeasure_submission(run_id: str, hotkey: str) -> str:
-    """A scored submission measured again after its worker's baseline moved around it: the
-    re-measurement, taken right after a fresh baseline measurement, becomes its result. If it
-    cannot be taken (invalid this time, its build gone, the run over), the first one stands."""
+    """A scored submission measured again on the GPU whose baseline moved around its first
+    measurement, right after that baseline's fresh measurement: the re-measurement is its result,
+    invalid included (the miner's, as any run is). When the validator cannot take it (the run is
+    over, its build or models are gone from this host), the first measurement stands."""
     ctx = context.current()
     redis = ctx.redis
     run = runs.load_run(redis, run_id)
@@ -378,7 +393,7 @@ def remeasure_submission(run_id: str, hotkey: str) -> str:
     if record.remeasure is not Remeasure.PENDING:
         return "nothing to re-measure"
     if run.end is not None:
-        lifecycle.abandon_remeasure(redis, run_id, record, "the run ended before it was re-measured")
+        lifecycle.abandon_remeasure(redis, run_id, hotkey, "the run ended before it was re-measured")
         return "run ended"
     started = time.monotonic()
     try:
@@ -386,43 +401,49 @@ def remeasure_submission(run_id: str, hotkey: str) -> str:
         if baseline is None:  # it was scored against this run's baseline: it cannot be unprepared now
             raise InfrastructureError(f"run {run_id} has no baseline to re-measure {hotkey} against")
         baseline_s = time.monotonic() - started
-        if not _here(record.prepared):
-            lifecycle.abandon_remeasure(redis, run_id, record, f"its build is not on {ctx.settings.host} any more")
+        if not _here(record.prepared) or not _models_here(record.prepared):
+            lifecycle.abandon_remeasure(redis, run_id, hotkey,
+                                        f"its build or models are not on {ctx.settings.host} any more")
             lifecycle.settle(redis, run_id)
             return Remeasure.ABANDONED.value
         first = record.metrics.median_generation_time_s if record.metrics else None
         measured_after = _benchmarked_here(run_id)
+        _note_used(record.prepared)
         verdict = evaluate(ctx.settings, run.rules(), baseline, record.prepared, run.inputs,
                            _request_progress(run_id, hotkey))
-        fresh = runs.load_record(redis, run_id, hotkey)  # the run may have ended meanwhile
-        if fresh is None or fresh.remeasure is not Remeasure.PENDING:
-            return "abandoned meanwhile"
-        if verdict.outcome is not Outcome.SCORED:
-            lifecycle.abandon_remeasure(redis, run_id, fresh, f"its re-measurement was invalid ({verdict.reason})")
-            lifecycle.settle(redis, run_id)
-            return Remeasure.ABANDONED.value
         second = verdict.result.metrics.median_generation_time_s
-        fresh.metrics, fresh.log_tail = verdict.result.metrics, verdict.result.log_tail
-        fresh.worker, fresh.gpu, fresh.host = ctx.status.name, verdict.result.gpu, ctx.settings.host
-        fresh.measured_after = measured_after
-        fresh.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
-        if verdict.similarity is not None:
-            fresh.similarities = verdict.similarity.values
-            fresh.similarity_mean, fresh.similarity_min = verdict.similarity.mean, verdict.similarity.min
-        if verdict.score is not None:
-            fresh.score, fresh.score_terms = verdict.score.score, verdict.score.terms
-        fresh.timings = _timings(verdict, time.monotonic() - started, baseline_s, 0.0)
-        fresh.remeasure = Remeasure.DONE
-        fresh.remeasure_note += (f"; median time {first:.4f} s at first, {second:.4f} s now (its result)"
-                                 if first is not None and second is not None else "")
-        runs.save_outputs(redis, run_id, hotkey, verdict.result.outputs)
-        runs.update_result(redis, run_id, fresh)
-        log.info("remeasure %s run=%s worker=%s outcome=done median=%s→%s score=%s in %.1fs", hotkey, run_id,
-                 ctx.status.name, f"{first:.4f}s" if first is not None else "-",
+        timings = _timings(verdict, time.monotonic() - started, baseline_s, 0.0)
+
+        def take(fresh: SubmissionRecord) -> bool:
+            if fresh.remeasure is not Remeasure.PENDING:
+                return False  # abandoned meanwhile (the run ended): the first measurement stands
+            fresh.remeasure = Remeasure.DONE
+            fresh.metrics, fresh.log_tail, fresh.timings = verdict.result.metrics, verdict.result.log_tail, timings
+            fresh.gpu, fresh.measured_after = verdict.result.gpu, measured_after
+            fresh.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
+            if verdict.similarity is not None:
+                fresh.similarities = verdict.similarity.values
+                fresh.similarity_mean, fresh.similarity_min = verdict.similarity.mean, verdict.similarity.min
+            fresh.score_terms = verdict.score.terms if verdict.score is not None else {}
+            if verdict.outcome is Outcome.SCORED:
+                fresh.score = verdict.score.score if verdict.score else None
+                fresh.remeasure_note += (f"; median time {first:.4f} s at first, {second:.4f} s now (its result)"
+                                         if first is not None and second is not None else "")
+            else:
+                fresh.state, fresh.score = SubmissionState.INVALID, None
+                fresh.reason = f"measured again (the baseline had moved around its first run): {verdict.reason}"
+            return True
+
+        outputs = verdict.result.outputs if verdict.outcome is Outcome.SCORED else []
+        written = runs.change_result(redis, run_id, hotkey, take, outputs=outputs)
+        outcome = written.state.value if written else "abandoned meanwhile"
+        log.info("remeasure %s run=%s worker=%s outcome=%s median=%s→%s score=%s reason=%r in %.1fs", hotkey, run_id,
+                 ctx.status.name, outcome, f"{first:.4f}s" if first is not None else "-",
                  f"{second:.4f}s" if second is not None else "-",
-                 f"{fresh.score:.4f}" if fresh.score is not None else "-", time.monotonic() - started)
+                 f"{written.score:.4f}" if written and written.score is not None else "-",
+                 written.reason if written else "", time.monotonic() - started)
         lifecycle.settle(redis, run_id)
-        return Remeasure.DONE.value
+        return outcome
     finally:
         ctx.progress("idle")
 

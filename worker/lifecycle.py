@@ -94,7 +94,7 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
         if not record.state.final:
             land_error(redis, run.id, record, why)
         elif record.remeasure is Remeasure.PENDING:
-            abandon_remeasure(redis, run.id, record, f"the run {state.value} before it was re-measured")
+            abandon_remeasure(redis, run.id, record.hotkey, f"the run {state.value} before it was re-measured")
 
     # 2. Final scores against each worker's pooled baseline, then the weights, frozen from the
     #    final records (re-read: a result may have landed meanwhile).
@@ -114,26 +114,29 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
         assert fresh is not None and fresh.end is not None
         return fresh.end
 
-    # 3. Nothing of the run runs any more; of its images, only what the dashboard shows stays.
+    # 3. Nothing of the run runs any more; of its images, only what the dashboard shows stays. A
+    #    re-measurement queued while it ended will not run either.
+    for record in runs.records(redis, run.id):
+        if record.remeasure is Remeasure.PENDING:
+            abandon_remeasure(redis, run.id, record.hotkey, f"the run {state.value} before it was re-measured")
     stop_jobs(redis, run)
     runs.retire_outputs(redis, run.id)
     log.info("run %s %s: %s", run.id, state.value, reason)
     return end
 
 
-def abandon_remeasure(redis: Redis, run_id: str, record: SubmissionRecord | str, why: str) -> bool:
+def abandon_remeasure(redis: Redis, run_id: str, hotkey: str, why: str) -> bool:
     """A queued re-measurement will not happen: the first measurement stands, and says why."""
-    if isinstance(record, str):
-        found = runs.load_record(redis, run_id, record)
-        if found is None:
+    def abandon(record: SubmissionRecord) -> bool:
+        if record.remeasure is not Remeasure.PENDING:
             return False
-        record = found
-    if record.remeasure is not Remeasure.PENDING:
+        record.remeasure = Remeasure.ABANDONED
+        record.remeasure_note = f"{record.remeasure_note}; {why[:REASON_MAX]}: scored on its first measurement"
+        return True
+
+    if runs.change_result(redis, run_id, hotkey, abandon, while_running=False) is None:
         return False
-    record.remeasure = Remeasure.ABANDONED
-    record.remeasure_note = f"{record.remeasure_note}; {why[:REASON_MAX]}: scored on its first measurement"
-    runs.update_result(redis, run_id, record)
-    log.warning("remeasure %s run=%s outcome=abandoned reason=%r", record.hotkey, run_id, why)
+    log.warning("remeasure %s run=%s outcome=abandoned reason=%r", hotkey, run_id, why)
     return True
 
 

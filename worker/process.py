@@ -211,10 +211,12 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
     card = gpu_name(gpu) if gpu is not None else None
     serving, refused = choose_contests(settings, card, contests) if kind == "gpu" else ([], {})
     served = [c.id for c in serving]
-    # This host's own queue first (what it was assigned), then the shared one (anything unassigned).
+    # Its own queue first (re-measurements), then its host's (what the host was assigned), then the
+    # shared one (anything unassigned).
     host = settings.host
     queue_names = ([keys.queue_prepare_on(host), keys.QUEUE_PREPARE, keys.QUEUE_CHECKS] if kind == "builder" else
-                   [*(keys.queue_gpu_on(c, host) for c in served), *(keys.queue_gpu(c) for c in served)])
+                   [*(keys.queue_gpu_of(c, name) for c in served), *(keys.queue_gpu_on(c, host) for c in served),
+                    *(keys.queue_gpu(c) for c in served)])
 
     # 1. Clean up after a predecessor of this name: its horse, containers, processes, run dirs,
     #    jobs. Then mark our own processes (work horses inherit it) for our successor.
@@ -234,8 +236,6 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
         workers.mark_stopped(redis, name)
         raise SystemExit(f"{name} serves no contest: " + "; ".join(refused.values()))
     run_housekeeping_safely(redis, settings, name)
-    if kind == "gpu":
-        warm.warm_up(serving)
     stop = threading.Event()
 
     def beat() -> None:
@@ -245,6 +245,8 @@ def run_worker(settings: Settings, kind: str, *, gpu: int | None = None, name: s
                          max(1, settings.worker_heartbeat_ttl_s // 3))
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    if kind == "gpu":  # seconds of imports: alive meanwhile (the heartbeat runs)
+        warm.warm_up(serving)
     while not ready:  # refuse jobs until the runtime is fixed, saying why in /v1/status
         if burst:
             raise SystemExit(f"sandbox runtime {status.sandbox_runtime}: {status.sandbox_problem}")

@@ -173,10 +173,10 @@ def enqueue_benchmark(redis: Redis, settings: Settings, contest_id: str, run_id:
 
 
 def enqueue_remeasure(redis: Redis, settings: Settings, contest_id: str, run_id: str, hotkey: str,
-                      host: str) -> None:
-    """Measure a scored submission again, on its host, next: close to the baseline measurement
-    that found the GPU's speed had moved around its first one (worker/reference.py)."""
-    Queue(keys.queue_gpu_on(contest_id, host), connection=redis).enqueue(
+                      worker: str) -> None:
+    """Measure a scored submission again on the same GPU worker, next: close to the baseline
+    measurement that found its GPU's speed had moved around the first one (worker/reference.py)."""
+    Queue(keys.queue_gpu_of(contest_id, worker), connection=redis).enqueue(
         f"{_JOBS}.remeasure_submission", run_id, hotkey, job_id=f"bench-{run_id}-{hotkey}-again", at_front=True,
         description=f"re-measure {hotkey}", **_job_options(settings, settings.benchmark_retries))
 
@@ -204,8 +204,10 @@ def host_queue_depths(redis: Redis, host: str, contest_ids: list[str]) -> dict[s
 
 
 def all_queue_names(redis: Redis, contest_ids: list[str]) -> list[str]:
-    """Every queue a run's jobs can be in: the shared ones and every known host's."""
+    """Every queue a run's jobs can be in: the shared ones, every known host's, every GPU worker's."""
     names = [keys.QUEUE_PREPARE, *(keys.queue_gpu(c) for c in contest_ids)]
     for host in hosts.known_hosts(redis):
         names += host_queue_names(host, contest_ids)
+    for status, _alive in workers.list_workers(redis):
+        names += [keys.queue_gpu_of(c, status.name) for c in contest_ids if c in status.contests]
     return names

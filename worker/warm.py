@@ -13,7 +13,6 @@ import logging
 import time
 
 from edgemaxx.contest import Contest
-from edgemaxx.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ def warm_up(contests: list[Contest]) -> None:
         from scoring.similarity import preload
 
         preload(metrics)
-    except (ImportError, InfrastructureError, OSError, RuntimeError) as exc:
-        log.warning("similarity networks not preloaded (each job builds its own): %s", exc)
+    except Exception as exc:  # noqa: BLE001 - any failure (a missing package, a corrupt weights file) is the job's to report
+        log.warning("similarity networks not preloaded (each job builds its own and says why): %s", exc)
         return
     log.info("preloaded the job code and the %s similarity network(s) in %.1fs",
              ", ".join(sorted(m.value for m in metrics)), time.monotonic() - started)
