@@ -105,11 +105,11 @@
   }
 
   // The benchmark job's time: the submission's own work, and what measuring it cost the validator.
-  function jobTime(t) {
+  function jobTime(t, onGpu) {
     if (!t) return "";
     const other = t.validator_s - t.sandbox_start_s - t.teardown_s - t.similarity_s;
     const share = isNum(t.validator_share) ? ` (${(100 * t.validator_share).toFixed(1)} %)` : "";
-    return `<p class="dim" id="job-time">Its benchmark job held the GPU ${secs(t.held_s, 1)}: its own load, warm-up
+    return `<p class="dim" id="job-time">Its benchmark job held ${onGpu ? "the GPU" : "its worker"} ${secs(t.held_s, 1)}: its own load, warm-up
       and requests ${secs(t.own_s, 1)}; the validator's ${secs(t.validator_s, 1)}${share}: sandbox start
       ${secs(t.sandbox_start_s, 2)}, stop ${secs(t.teardown_s, 2)}, similarity ${secs(t.similarity_s, 2)},
       the rest ${secs(Math.max(other, 0), 2)}${t.baseline_s >= 0.5 ? `; the baseline measured first ${secs(t.baseline_s, 1)}` : ""}.</p>`;
@@ -146,7 +146,7 @@
       const base = s.baseline ? s.baseline.metrics.generation_times_s : [];
       if (mine.length || base.length) {
         $("#chart").innerHTML = chart(mine, base);
-        $("#telemetry").innerHTML = telemetry(s.metrics ? s.metrics.gpu_telemetry : []) + jobTime(s.timings);
+        $("#telemetry").innerHTML = telemetry(s.metrics ? s.metrics.gpu_telemetry : []) + jobTime(s.timings, Boolean(s.gpu));
         $("#timing").hidden = false;
       }
       $("#outputs-note").textContent = s.outputs.length
