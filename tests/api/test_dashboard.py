@@ -220,7 +220,9 @@ def test_submission_page_shows_both_images_and_each_input_similarity(dashboard, 
         # Where its benchmark job's time went: its own work, and the validator's share.
         timings = dashboard["faster"]["timings"]
         job = shown.locator("#job-time").inner_text()
-        assert f"held its worker {timings['held_s']:.1f} s" in job  # a CPU worker here: no GPU and f"({100 * timings['validator_share']:.1f} %)" in job
+        # A CPU worker here: "its worker", not "the GPU".
+        assert f"held its worker {timings['held_s']:.1f} s" in job
+        assert f"({100 * timings['validator_share']:.1f} %)" in job
     finally:
         page.close()
     assert page.errors == []
