@@ -164,13 +164,17 @@ def latest_record(redis: Redis, hotkey: str) -> tuple[ContestRun, SubmissionReco
     return None
 
 
-def save_outputs(redis: Redis, run_id: str, name: str, outputs: list[bytes | None]) -> None:
+def _put_outputs(pipe: Pipeline, run_id: str, name: str, outputs: list[bytes | None]) -> None:
     key = keys.outputs(run_id, name)
+    pipe.delete(key)
+    for index, data in enumerate(outputs):
+        if data is not None:
+            pipe.hset(key, str(index), data)
+
+
+def save_outputs(redis: Redis, run_id: str, name: str, outputs: list[bytes | None]) -> None:
     with redis.pipeline() as pipe:
-        pipe.delete(key)
-        for index, data in enumerate(outputs):
-            if data is not None:
-                pipe.hset(key, str(index), data)
+        _put_outputs(pipe, run_id, name, outputs)
         changed(pipe)
         pipe.execute()
 
@@ -273,10 +277,7 @@ def change_result(redis: Redis, run_id: str, hotkey: str, change: Callable[[Subm
                 pipe.hset(keys.results(run_id), hotkey, body)
                 pipe.hset(keys.submissions(run_id), hotkey, body)
                 if outputs is not None:
-                    pipe.delete(keys.outputs(run_id, hotkey))
-                    for index, data in enumerate(outputs):
-                        if data is not None:
-                            pipe.hset(keys.outputs(run_id, hotkey), str(index), data)
+                    _put_outputs(pipe, run_id, hotkey, outputs)
                 changed(pipe)
                 pipe.execute()
                 return record

@@ -17,7 +17,8 @@ from redis import Redis
 
 from edgemaxx.models import Backend, SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
-from tests.conftest import REPO_ROOT, TEST_DATA, fixture_path
+from tests.conftest import TEST_DATA, fixture_path
+from tests.contests import cpu_contest
 from tests.dockerd import SecondEngine
 from tests.service import RedisServer, Service, free_port, http_ready, wait_for
 
@@ -25,32 +26,7 @@ CONTEST = "multihost-cpu"
 
 
 def contest_file(path: Path, *, inputs: int = 2, size: int = 128) -> Path:
-    path.write_text(f'''id = "{CONTEST}"
-similarity_metric = "st-lpips"
-similarity_floor = 0.75
-noise_margin = 0.25
-no_winner = "equal"
-
-[baseline]
-path = "{REPO_ROOT / "tests" / "fixtures" / "flux-baseline"}"
-
-[weights]
-generation_time = 0.5
-similarity = 0.5
-
-[inputs]
-count = {inputs}
-width = {size}
-height = {size}
-
-[timeouts]
-load_s = 240
-request_factor = 3.0
-request_default_s = 60
-run_s = 1800
-run_deadline_h = 1
-''')
-    return path
+    return cpu_contest(path, CONTEST, inputs=inputs, size=size, load_s=240, request_default_s=60)
 
 
 @dataclass

@@ -344,22 +344,9 @@ def benchmark_submission(run_id: str, hotkey: str) -> str | Retry:
         verdict = evaluate(ctx.settings, contest, baseline, record.prepared, run.inputs,
                            _request_progress(run_id, hotkey))
         record.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
-        record.metrics = verdict.result.metrics
-        record.gpu = verdict.result.gpu
-        record.log_tail = verdict.result.log_tail
-        if verdict.similarity is not None:
-            record.similarities = verdict.similarity.values
-            record.similarity_mean = verdict.similarity.mean
-            record.similarity_min = verdict.similarity.min
-        if verdict.score is not None:
-            record.score_terms = verdict.score.terms
+        _take_verdict(record, verdict)
         if verdict.outcome is Outcome.SCORED:
-            record.state = SubmissionState.SCORED
-            record.score = verdict.score.score if verdict.score else None
             runs.save_outputs(redis, run_id, hotkey, verdict.result.outputs)
-        else:
-            record.state = SubmissionState.INVALID
-            record.reason = verdict.reason
         record.timings = _timings(verdict, time.monotonic() - started, baseline_s, prepared_here_s)
         landed = runs.land_result(redis, run_id, record)
         elapsed = time.monotonic() - started
@@ -417,21 +404,11 @@ def remeasure_submission(run_id: str, hotkey: str) -> str:
         def take(fresh: SubmissionRecord) -> bool:
             if fresh.remeasure is not Remeasure.PENDING:
                 return False  # abandoned meanwhile (the run ended): the first measurement stands
-            fresh.remeasure = Remeasure.DONE
-            fresh.metrics, fresh.log_tail, fresh.timings = verdict.result.metrics, verdict.result.log_tail, timings
-            fresh.gpu, fresh.measured_after = verdict.result.gpu, measured_after
+            fresh.remeasure, fresh.timings, fresh.measured_after = Remeasure.DONE, timings, measured_after
             fresh.baseline_measurements = len(runs.baseline_measurements(redis, run_id, ctx.status.name))
-            if verdict.similarity is not None:
-                fresh.similarities = verdict.similarity.values
-                fresh.similarity_mean, fresh.similarity_min = verdict.similarity.mean, verdict.similarity.min
-            fresh.score_terms = verdict.score.terms if verdict.score is not None else {}
-            if verdict.outcome is Outcome.SCORED:
-                fresh.score = verdict.score.score if verdict.score else None
-                fresh.remeasure_note += (f"; median time {first:.4f} s at first, {second:.4f} s now (its result)"
-                                         if first is not None and second is not None else "")
-            else:
-                fresh.state, fresh.score = SubmissionState.INVALID, None
-                fresh.reason = f"measured again (the baseline had moved around its first run): {verdict.reason}"
+            _take_verdict(fresh, verdict, "measured again (the baseline had moved around its first run): ")
+            if verdict.outcome is Outcome.SCORED and first is not None and second is not None:
+                fresh.remeasure_note += f"; median time {first:.4f} s at first, {second:.4f} s now (its result)"
             return True
 
         outputs = verdict.result.outputs if verdict.outcome is Outcome.SCORED else []
@@ -446,6 +423,21 @@ def remeasure_submission(run_id: str, hotkey: str) -> str:
         return outcome
     finally:
         ctx.progress("idle")
+
+
+def _take_verdict(record: SubmissionRecord, verdict: Verdict, reason_prefix: str = "") -> None:
+    """A benchmark's verdict on the record: its metrics and similarity, its score and terms when
+    scored, the reason when invalid."""
+    record.metrics, record.gpu, record.log_tail = verdict.result.metrics, verdict.result.gpu, verdict.result.log_tail
+    if verdict.similarity is not None:
+        record.similarities = verdict.similarity.values
+        record.similarity_mean, record.similarity_min = verdict.similarity.mean, verdict.similarity.min
+    record.score_terms = verdict.score.terms if verdict.score is not None else {}
+    if verdict.outcome is Outcome.SCORED:
+        record.state, record.score = SubmissionState.SCORED, verdict.score.score if verdict.score else None
+    else:
+        record.state, record.score = SubmissionState.INVALID, None
+        record.reason = reason_prefix + verdict.reason
 
 
 def _timings(verdict: Verdict, held_s: float, baseline_s: float, prepared_here_s: float) -> JobTimings:

@@ -93,8 +93,6 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
     for record in runs.records(redis, run.id):
         if not record.state.final:
             land_error(redis, run.id, record, why)
-        elif record.remeasure is Remeasure.PENDING:
-            abandon_remeasure(redis, run.id, record.hotkey, f"the run {state.value} before it was re-measured")
 
     # 2. Final scores against each worker's pooled baseline, then the weights, frozen from the
     #    final records (re-read: a result may have landed meanwhile).
@@ -115,7 +113,8 @@ def _end(redis: Redis, run: ContestRun, state: RunState, reason: str, *, now: fl
         return fresh.end
 
     # 3. Nothing of the run runs any more; of its images, only what the dashboard shows stays. A
-    #    re-measurement queued while it ended will not run either.
+    #    pending re-measurement will not run: its first measurement stands (swept after the end,
+    #    so one queued while the run was ending is caught too).
     for record in runs.records(redis, run.id):
         if record.remeasure is Remeasure.PENDING:
             abandon_remeasure(redis, run.id, record.hotkey, f"the run {state.value} before it was re-measured")

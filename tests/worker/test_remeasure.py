@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from pathlib import Path
 
 import pytest
 from redis import Redis
@@ -22,46 +21,18 @@ from edgemaxx.models import SourceKind, SubmissionSource
 from edgemaxx.settings import Settings
 from state import runs
 from state.records import Remeasure, RunState, SubmissionState
-from tests.conftest import REPO_ROOT, TEST_DATA, fixture_path
+from tests.conftest import TEST_DATA, fixture_path
+from tests.contests import cpu_contest
 from tests.service import RedisServer, Service, wait_for
 from worker import queues
 
 ENTRANTS = [("hk-faster", "flux-faster"), ("hk-marginal", "flux-marginal")]
 
 
-def _contest(path: Path) -> Path:
-    path.write_text(f'''id = "remeasure-cpu"
-similarity_metric = "st-lpips"
-similarity_floor = 0.75
-noise_margin = 0.0
-no_winner = "equal"
-
-[baseline]
-path = "{REPO_ROOT / "tests" / "fixtures" / "flux-baseline"}"
-
-[weights]
-generation_time = 0.5
-similarity = 0.5
-
-[inputs]
-count = 3
-width = 128
-height = 128
-
-[timeouts]
-load_s = 300
-request_factor = 3.0
-request_default_s = 30
-run_s = 1800
-run_deadline_h = 1
-''')
-    return path
-
-
 @pytest.fixture(scope="module")
 def ended(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("remeasure")
-    contest_path = _contest(tmp / "contest.toml")
+    contest_path = cpu_contest(tmp / "contest.toml", "remeasure-cpu", noise_margin=0.0, load_s=300)
     redis_server = RedisServer(tmp / "redis")
     redis_server.start()
     env = {**os.environ, "EDGEMAXX_REDIS_URL": redis_server.url, "EDGEMAXX_DATA_DIR": str(TEST_DATA),

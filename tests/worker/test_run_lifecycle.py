@@ -36,7 +36,8 @@ from state import history, keys
 from state import runs as store
 from state.records import RunState, SubmissionState
 from tests.chain.fake_chain import BLOCK_MS, GENESIS_MS, FakeChain
-from tests.conftest import REPO_ROOT, TEST_DATA, fixture_path
+from tests.conftest import TEST_DATA, fixture_path
+from tests.contests import cpu_contest
 from tests.service import RedisServer, Service, free_port, http_ready, wait_for
 from worker import queues
 
@@ -51,36 +52,7 @@ def _now_block() -> int:
 
 
 def _contest_file(path: Path, *, baseline: str, daily_at: str, deadline_h: float, load_s: float) -> Path:
-    path.write_text(f'''id = "{CONTEST}"
-similarity_metric = "st-lpips"
-similarity_floor = 0.75
-noise_margin = 0.25
-no_winner = "equal"
-
-[baseline]
-path = "{REPO_ROOT / "tests" / "fixtures" / baseline}"
-
-[weights]
-generation_time = 0.5
-similarity = 0.5
-
-[inputs]
-count = 3
-width = 128
-height = 128
-
-[timeouts]
-load_s = {load_s}
-request_factor = 3.0
-request_default_s = 30
-run_s = 1800
-run_deadline_h = {deadline_h}
-
-[schedule]
-daily_at = "{daily_at}"
-timezone = "UTC"
-''')
-    return path
+    return cpu_contest(path, CONTEST, baseline=baseline, load_s=load_s, run_deadline_h=deadline_h, daily_at=daily_at)
 
 
 @pytest.fixture(scope="module")
