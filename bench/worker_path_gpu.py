@@ -32,18 +32,26 @@ from bench.gpu_harness import FIXTURES, HOST_ENV, host_paths, make_environment
 from edgemaxx.models import BackendChoice
 from tests.variants import variant
 
-GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-reseeded", "flux-full-reseeded")]
+GPU_ENTRANTS = [("hk-fused", "flux-full-fused"), ("hk-crash", "crash-at-load"), ("hk-lowres", "flux-full-lowres")]
 
 
 def gpu_variants(work: Path) -> dict[str, Path]:
     """The entrants made from flux-full: one that crashes at load (the GPU machine's Python is 3.12,
-    the crash-at-load fixture's lock wants 3.11) and one with other random weights (fails similarity)."""
+    the crash-at-load fixture's lock wants 3.11) and a cheat that fails similarity: other random
+    weights, each image made at a quarter of the size and upscaled (fast, and far from the baseline's)."""
     crash = "def main():\n    raise RuntimeError('CUDA error: out of memory (simulated crash at load)')\n"
     return {
         "crash-at-load": variant(FIXTURES / "flux-full", work / "crash-at-load", "src/main.py", lambda _: crash),
-        "flux-full-reseeded": variant(FIXTURES / "flux-full", work / "flux-full-reseeded", "src/pipeline.py",
-                                      lambda text: text.replace("WEIGHTS_SEED = 0", "WEIGHTS_SEED = 1", 1)),
+        "flux-full-lowres": variant(FIXTURES / "flux-full", work / "flux-full-lowres", "src/pipeline.py", _lowres),
     }
+
+
+def _lowres(text: str) -> str:
+    text = text.replace("WEIGHTS_SEED = 0", "WEIGHTS_SEED = 1", 1)
+    text = text.replace("height=request.height,\n        width=request.width,",
+                        "height=request.height // 4,\n        width=request.width // 4,", 1)
+    return text.replace("    report_memory()\n    return image\n",
+                        "    report_memory()\n    return image.resize((request.width, request.height))\n", 1)
 
 
 CPU_ENTRANTS = [("hk-faster", "flux-faster"), ("hk-crash", "crash-at-load"), ("hk-garbage", "garbage-output")]
