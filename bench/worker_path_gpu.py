@@ -212,7 +212,9 @@ def main() -> None:
             record = runs.load_record(redis, run.id, hotkey)
             job = Job.fetch(f"bench-{run.id}-{hotkey}", connection=redis) if redis.exists(
                 f"rq:job:bench-{run.id}-{hotkey}") else None
-            held = (job.ended_at - job.started_at).total_seconds() if job and job.ended_at and job.started_at else None
+            # The job's own clock; RQ's started_at/ended_at straddle retries and can come out negative.
+            held = record.timings.held_s if record and record.timings else (
+                (job.ended_at - job.started_at).total_seconds() if job and job.ended_at and job.started_at else None)
             m = record.metrics if record else None
             own = None
             if m is not None:
