@@ -47,7 +47,7 @@ def reference_workload(seconds: float = 1.0) -> float:
     return per
 
 
-def collect(pairs: int, inputs: int, size: int, warmup: int) -> dict[str, Any]:
+def collect(pairs: int, inputs: int, size: int, warmup: int, out: Path) -> dict[str, Any]:
     from bench.gpu_harness import _requests, make_environment, sandboxed
 
     env_dir = make_environment()
@@ -66,7 +66,10 @@ def collect(pairs: int, inputs: int, size: int, warmup: int) -> dict[str, Any]:
         })
         print(f"{index:2d} {fixture:16s} median {result.metrics.median_generation_time_s} "
               f"ref {reference_s * 1000:.3f} ms {result.metrics.telemetry_summary()}", flush=True)
-    return {"pairs": pairs, "inputs": inputs, "size": size, "warmup": warmup, "runs": runs}
+        # Written after every run: a device call cut off at its time limit keeps the runs it made.
+        data = {"pairs": pairs, "inputs": inputs, "size": size, "warmup": warmup, "runs": runs}
+        (out / "ratio-stability.json").write_text(json.dumps(data, indent=1) + "\n")
+    return data
 
 
 def _cv(values: list[float]) -> float | None:
@@ -128,9 +131,8 @@ def main() -> None:
     if args.analyse:
         data = json.loads(args.analyse.read_text())
     else:
-        data = collect(args.pairs, args.inputs, args.size, args.warmup)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "ratio-stability.json").write_text(json.dumps(data, indent=1) + "\n")
+        data = collect(args.pairs, args.inputs, args.size, args.warmup, args.out)
     result = analyse(data)
     print(json.dumps({k: v for k, v in result.items() if k != "ratios"}, indent=2))
 
