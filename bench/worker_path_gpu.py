@@ -202,19 +202,15 @@ def main() -> None:
         report["wall_s"] = ended - started
 
         # 5. What each benchmark job held the GPU for, against the submission's own work.
-        from rq.job import Job
-
         pool = runs.baseline_measurements(redis, run.id, "bench-gpu0")
         report["baseline_measurements"] = [{"median_s": m.result.metrics.median_generation_time_s,
                                             "seconds": m.seconds, "after": m.after_submissions} for m in pool]
         rows: list[dict[str, Any]] = []
         for hotkey, fixture in entrants:
             record = runs.load_record(redis, run.id, hotkey)
-            job = Job.fetch(f"bench-{run.id}-{hotkey}", connection=redis) if redis.exists(
-                f"rq:job:bench-{run.id}-{hotkey}") else None
-            # The job's own clock; RQ's started_at/ended_at straddle retries and can come out negative.
-            held = record.timings.held_s if record and record.timings else (
-                (job.ended_at - job.started_at).total_seconds() if job and job.ended_at and job.started_at else None)
+            # The job's own clock (none when its retries ran out): RQ's started_at/ended_at straddle
+            # retries and can come out negative.
+            held = record.timings.held_s if record and record.timings else None
             m = record.metrics if record else None
             own = None
             if m is not None:

@@ -26,7 +26,7 @@ CONTEST = "multihost-cpu"
 
 
 def contest_file(path: Path, *, inputs: int = 2, size: int = 128) -> Path:
-    return cpu_contest(path, CONTEST, inputs=inputs, size=size, load_s=240, request_default_s=60)
+    return cpu_contest(path, CONTEST, inputs=inputs, size=size, request_default_s=60)
 
 
 @dataclass
